@@ -36,12 +36,14 @@
 mod context;
 mod error;
 mod id;
+mod priority;
 mod result;
 mod strategy;
 
 pub use context::{RecoveryContext, Sleeper};
 pub use error::{ErrorKind, SwarmError, SwarmResult, UnknownErrorKind};
 pub use id::{AgentId, TaskId};
+pub use priority::{Priority, UnknownPriority};
 pub use result::{RecoveryAction, RecoveryResult};
 pub use strategy::RecoveryStrategy;
 
