@@ -1,1 +1,159 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <task>` (the alias is in `.cargo/config.toml`).
+//!
+//! One module per task. xtask depends on nothing but `serde_json`, so it builds in seconds.
+
+mod bench;
+mod cmd;
+mod tidy;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  test                   fmt check, clippy -D warnings, tidy checks, every test and doctest of the
+                         workspace, the manager's feature combinations, a short crash test
+  proptest [--cases N]   only the property tests (names prop_*), N cases each (default 1000), release mode
+  bench [--quick] [F]    criterion benches (optionally only those matching F), then the table of ratios
+  crash-test [--iterations N]
+                         kill a checkpoint writer N times (default 200) and check no checkpoint is torn or lost
+  drill [ARGS]           run the chaos drill (release) with ARGS
+  ci                     what CI runs: the same as `test`
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let outcome = match task.as_str() {
+        "test" | "ci" => test(),
+        "proptest" => proptest(rest),
+        "bench" => bench::run(rest),
+        "crash-test" => crash_test(rest),
+        "drill" => drill(rest),
+        "tidy" => tidy::run(),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => Err(cmd::Error::Usage(format!("unknown task `{other}`"))),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(cmd::Error::Usage(msg)) => {
+            eprintln!("xtask: {msg}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The README's test command.
+fn test() -> cmd::Result {
+    cmd::cargo(&["fmt", "--all", "--", "--check"])?;
+    cmd::cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    tidy::run()?;
+    // Property tests run here with a modest case count; `cargo xtask proptest` runs many more.
+    cmd::cargo_env(
+        &["test", "--workspace", "--all-targets"],
+        &[("PROPTEST_CASES", "64")],
+    )?;
+    cmd::cargo(&["test", "--workspace", "--doc"])?;
+    if cmd::workspace_root()
+        .join("crates/recovery-manager")
+        .is_dir()
+    {
+        for features in manager_feature_sets() {
+            eprintln!("xtask: recovery-manager with features [{features}]");
+            let mut args = vec!["test", "-p", "recovery-manager", "--no-default-features"];
+            if !features.is_empty() {
+                args.extend(["--features", features]);
+            }
+            cmd::cargo_env(&args, &[("PROPTEST_CASES", "16")])?;
+        }
+    }
+    if has_crash_test() {
+        crash_test(&["--iterations".into(), "20".into()])?;
+    }
+    Ok(())
+}
+
+/// Each strategy alone, and none (all is the workspace run above).
+fn manager_feature_sets() -> [&'static str; 5] {
+    ["", "backoff", "checkpoint", "degradation", "healing"]
+}
+
+fn proptest(args: &[String]) -> cmd::Result {
+    let cases = match args {
+        [] => "1000".to_owned(),
+        [flag, n] if flag == "--cases" => {
+            n.parse::<u32>()
+                .map_err(|_| cmd::Error::Usage(format!("--cases wants a number, got `{n}`")))?;
+            n.clone()
+        }
+        _ => return Err(cmd::Error::Usage("proptest takes only --cases N".into())),
+    };
+    cmd::cargo_env(
+        &["test", "--workspace", "--release", "--tests", "--", "prop_"],
+        &[("PROPTEST_CASES", cases.as_str())],
+    )
+}
+
+fn has_crash_test() -> bool {
+    cmd::workspace_root()
+        .join("crates/recovery-checkpoint/examples/crash_test.rs")
+        .is_file()
+}
+
+fn crash_test(args: &[String]) -> cmd::Result {
+    let iterations = match args {
+        [] => "200".to_owned(),
+        [flag, n] if flag == "--iterations" => {
+            n.parse::<u32>().map_err(|_| {
+                cmd::Error::Usage(format!("--iterations wants a number, got `{n}`"))
+            })?;
+            n.clone()
+        }
+        _ => {
+            return Err(cmd::Error::Usage(
+                "crash-test takes only --iterations N".into(),
+            ));
+        }
+    };
+    if !has_crash_test() {
+        return Err(cmd::Error::Failed(
+            "crash-test needs crates/recovery-checkpoint/examples/crash_test.rs".into(),
+        ));
+    }
+    cmd::cargo(&[
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "recovery-checkpoint",
+        "--example",
+        "crash_test",
+        "--",
+        "--iterations",
+        &iterations,
+    ])
+}
+
+fn drill(args: &[String]) -> cmd::Result {
+    let mut cargo_args = vec!["run", "--quiet", "--release", "-p", "swarm-drill", "--"];
+    cargo_args.extend(args.iter().map(String::as_str));
+    cmd::cargo(&cargo_args)
+}

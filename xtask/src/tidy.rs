@@ -1,0 +1,190 @@
+//! Tidy checks: promises about the workspace that no compiler checks.
+//!
+//! - The MSRV (`rust-version` of the workspace) is true of every library dependency: no crate that
+//!   a library crate of ours pulls in (normal dependencies, transitively) declares a newer one.
+//! - Every member crate takes the workspace lints.
+//! - No `todo!`, `unimplemented!`, `#[ignore]` or `#[should_panic]` in the crates.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::path::Path;
+
+use crate::cmd::{self, Error};
+
+pub(crate) fn run() -> cmd::Result {
+    let mut problems = Vec::new();
+    msrv(&mut problems)?;
+    lints_and_markers(&cmd::workspace_root(), &mut problems);
+    if problems.is_empty() {
+        eprintln!("xtask: tidy: ok");
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "tidy found problems:\n  {}",
+            problems.join("\n  ")
+        )))
+    }
+}
+
+/// `1.85` or `1.85.0` as comparable numbers.
+fn version_key(v: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = v.trim().split('.').map(|p| p.parse::<u64>().ok());
+    let major = parts.next()??;
+    let minor = parts.next().flatten().unwrap_or(0);
+    let patch = parts.next().flatten().unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+fn msrv(problems: &mut Vec<String>) -> cmd::Result {
+    let text = cmd::cargo_output(&["metadata", "--format-version", "1", "--locked"])
+        .or_else(|_| cmd::cargo_output(&["metadata", "--format-version", "1"]))?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::Failed(format!("cargo metadata: {e}")))?;
+    let packages: HashMap<&str, &serde_json::Value> = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p["id"].as_str()?, p)))
+        .collect();
+    let members: BTreeSet<&str> = meta["workspace_members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.as_str())
+        .collect();
+    let ours = members
+        .iter()
+        .filter_map(|id| packages.get(id))
+        .filter_map(|p| p["rust_version"].as_str())
+        .filter_map(version_key)
+        .min()
+        .ok_or_else(|| Error::Failed("no workspace member declares rust-version".into()))?;
+    let nodes: HashMap<&str, &serde_json::Value> = meta["resolve"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| Some((n["id"].as_str()?, n)))
+        .collect();
+    // Library crates of ours: members under crates/ (not xtask, tests, benches).
+    let mut stack: Vec<&str> = members
+        .iter()
+        .copied()
+        .filter(|id| {
+            packages
+                .get(id)
+                .and_then(|p| p["manifest_path"].as_str())
+                .is_some_and(|m| m.contains("/crates/"))
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(node) = nodes.get(id) else { continue };
+        for dep in node["deps"].as_array().into_iter().flatten() {
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|k| k["kind"].is_null());
+            if let (true, Some(pkg)) = (normal, dep["pkg"].as_str()) {
+                stack.push(pkg);
+            }
+        }
+    }
+    for id in seen {
+        let Some(p) = packages.get(id) else { continue };
+        if let Some(v) = p["rust_version"].as_str().and_then(version_key) {
+            if v > ours {
+                problems.push(format!(
+                    "{} {} needs Rust {}.{}, newer than the workspace's rust-version {}.{}",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["version"].as_str().unwrap_or("?"),
+                    v.0,
+                    v.1,
+                    ours.0,
+                    ours.1
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn lints_and_markers(root: &Path, problems: &mut Vec<String>) {
+    let mut manifests = vec![
+        root.join("xtask/Cargo.toml"),
+        root.join("tests/Cargo.toml"),
+        root.join("benches/Cargo.toml"),
+    ];
+    if let Ok(entries) = fs::read_dir(root.join("crates")) {
+        manifests.extend(
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("Cargo.toml")),
+        );
+    }
+    for manifest in manifests {
+        match fs::read_to_string(&manifest) {
+            Ok(text) if !text.contains("[lints]\nworkspace = true") => {
+                problems.push(format!(
+                    "{} lacks `[lints] workspace = true`",
+                    manifest.display()
+                ));
+            }
+            _ => {}
+        }
+    }
+    let forbidden = ["todo!(", "unimplemented!(", "#[ignore", "#[should_panic"];
+    let mut files = Vec::new();
+    for dir in ["crates", "tests", "benches"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    for file in files {
+        let Ok(text) = fs::read_to_string(&file) else {
+            continue;
+        };
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            if let Some(marker) = forbidden.iter().find(|m| code.contains(*m)) {
+                problems.push(format!(
+                    "{}:{}: `{marker}` is not allowed here",
+                    file.display(),
+                    n + 1
+                ));
+            }
+        }
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "target") {
+                rust_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_key;
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert!(version_key("1.85").unwrap() < version_key("1.100.0").unwrap());
+        assert_eq!(version_key("1.85"), Some((1, 85, 0)));
+        assert_eq!(version_key("x"), None);
+    }
+}
