@@ -1,0 +1,230 @@
+//! The bounded history of recovery attempts and the statistics computed from it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use recovery_core::{AgentId, ErrorKind, RecoveryResult, SwarmError, TaskId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The strategy id recorded for an error that no strategy may handle.
+pub const NO_STRATEGY: &str = "none";
+
+/// One strategy run (or, for a non-recoverable error or when no strategy applied, one decision
+/// not to run any), as the history keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryAttempt {
+    /// This attempt's id (the `recovery_attempt_id` of its tracing event).
+    pub id: Uuid,
+    /// The id shared by every attempt of one `recover` call.
+    pub recovery_id: Uuid,
+    /// When the attempt finished.
+    pub timestamp: SystemTime,
+    /// The strategy that ran, or [`NO_STRATEGY`].
+    pub strategy_id: String,
+    /// The error being recovered.
+    pub error: SwarmError,
+    /// The failed task, if any.
+    pub failed_task_id: Option<TaskId>,
+    /// The failed agent, if any.
+    pub failed_agent_id: Option<AgentId>,
+    /// The `retry_count` the strategy was given.
+    pub retry_count: u32,
+    /// What the strategy reported.
+    pub result: RecoveryResult,
+}
+
+impl RecoveryAttempt {
+    /// The kind of the error recovered.
+    pub fn error_kind(&self) -> ErrorKind {
+        self.error.kind()
+    }
+}
+
+/// A ring of the newest `capacity` attempts.
+#[derive(Debug)]
+pub(crate) struct History {
+    capacity: usize,
+    attempts: VecDeque<RecoveryAttempt>,
+}
+
+impl History {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            attempts: VecDeque::with_capacity(capacity.min(4096)),
+        }
+    }
+
+    pub(crate) fn push(&mut self, attempt: RecoveryAttempt) {
+        if self.attempts.len() == self.capacity {
+            self.attempts.pop_front();
+        }
+        self.attempts.push_back(attempt);
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<RecoveryAttempt> {
+        self.attempts.iter().cloned().collect()
+    }
+
+    pub(crate) fn statistics(&self) -> RecoveryStatistics {
+        RecoveryStatistics::from_attempts(self.attempts.iter())
+    }
+}
+
+/// Attempts, successes and durations of one group (a strategy, an error kind, or all).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttemptStats {
+    /// Attempts recorded.
+    pub attempts: u64,
+    /// Of which succeeded.
+    pub successes: u64,
+    /// Median duration.
+    pub p50: Duration,
+    /// 99th-percentile duration.
+    pub p99: Duration,
+}
+
+impl AttemptStats {
+    /// `successes / attempts`, or 0.0 with no attempts.
+    pub fn success_rate(&self) -> f64 {
+        if self.attempts == 0 {
+            0.0
+        } else {
+            self.successes as f64 / self.attempts as f64
+        }
+    }
+
+    fn from_durations(successes: u64, mut durations: Vec<Duration>) -> Self {
+        durations.sort_unstable();
+        Self {
+            attempts: durations.len() as u64,
+            successes,
+            p50: percentile(&durations, 50),
+            p99: percentile(&durations, 99),
+        }
+    }
+}
+
+/// The nearest-rank percentile of sorted values (zero for none).
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+/// Statistics over the attempts the history holds.
+///
+/// Computed from the history itself, so the success rate a user computes from
+/// [`RecoveryManager::get_recovery_history`](crate::RecoveryManager::get_recovery_history)
+/// always equals [`RecoveryStatistics::overall`]'s. For totals since start, use the metrics
+/// (see the crate docs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryStatistics {
+    /// Every attempt.
+    pub overall: AttemptStats,
+    /// By strategy id.
+    pub by_strategy: BTreeMap<String, AttemptStats>,
+    /// By error kind.
+    pub by_error_kind: BTreeMap<ErrorKind, AttemptStats>,
+}
+
+impl RecoveryStatistics {
+    /// Statistics of `attempts`.
+    pub fn from_attempts<'a>(attempts: impl IntoIterator<Item = &'a RecoveryAttempt>) -> Self {
+        type Acc = (u64, Vec<Duration>);
+        let mut overall: Acc = (0, Vec::new());
+        let mut by_strategy: BTreeMap<String, Acc> = BTreeMap::new();
+        let mut by_kind: BTreeMap<ErrorKind, Acc> = BTreeMap::new();
+        for a in attempts {
+            let ok = u64::from(a.result.success);
+            let d = a.result.recovery_duration;
+            for acc in [
+                &mut overall,
+                by_strategy.entry(a.strategy_id.clone()).or_default(),
+                by_kind.entry(a.error.kind()).or_default(),
+            ] {
+                acc.0 += ok;
+                acc.1.push(d);
+            }
+        }
+        Self {
+            overall: AttemptStats::from_durations(overall.0, overall.1),
+            by_strategy: by_strategy
+                .into_iter()
+                .map(|(k, (s, d))| (k, AttemptStats::from_durations(s, d)))
+                .collect(),
+            by_error_kind: by_kind
+                .into_iter()
+                .map(|(k, (s, d))| (k, AttemptStats::from_durations(s, d)))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recovery_core::RecoveryAction;
+
+    fn attempt(strategy: &str, success: bool, ms: u64) -> RecoveryAttempt {
+        let mut result = if success {
+            RecoveryResult::success(RecoveryAction::None, "ok")
+        } else {
+            RecoveryResult::failure(RecoveryAction::None, "no")
+        };
+        result.recovery_duration = Duration::from_millis(ms);
+        RecoveryAttempt {
+            id: Uuid::new_v4(),
+            recovery_id: Uuid::new_v4(),
+            timestamp: SystemTime::now(),
+            strategy_id: strategy.into(),
+            error: SwarmError::CommunicationError("x".into()),
+            failed_task_id: None,
+            failed_agent_id: None,
+            retry_count: 0,
+            result,
+        }
+    }
+
+    #[test]
+    fn ring_keeps_the_newest() {
+        let mut h = History::new(2);
+        for ms in 1..=3 {
+            h.push(attempt("a", true, ms));
+        }
+        let s = h.snapshot();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].result.recovery_duration, Duration::from_millis(2));
+    }
+
+    #[test]
+    fn statistics_per_strategy_and_percentiles() {
+        let mut h = History::new(1000);
+        for ms in 1..=100 {
+            h.push(attempt("a", ms % 4 != 0, ms));
+        }
+        h.push(attempt("b", false, 7));
+        let st = h.statistics();
+        assert_eq!(st.overall.attempts, 101);
+        assert_eq!(st.by_strategy["a"].successes, 75);
+        assert_eq!(st.by_strategy["a"].p50, Duration::from_millis(50));
+        assert_eq!(st.by_strategy["a"].p99, Duration::from_millis(99));
+        assert_eq!(st.by_strategy["b"].success_rate(), 0.0);
+        assert_eq!(
+            st.by_error_kind[&ErrorKind::CommunicationError].attempts,
+            101
+        );
+    }
+
+    #[test]
+    fn percentile_of_one_and_none() {
+        assert_eq!(percentile(&[], 99), Duration::ZERO);
+        assert_eq!(
+            percentile(&[Duration::from_secs(1)], 50),
+            Duration::from_secs(1)
+        );
+    }
+}
