@@ -15,7 +15,7 @@ pub type SwarmResult<T> = Result<T, SwarmError>;
 ///
 /// The first nine variants are the spec's. The first six are **recoverable**: a strategy may
 /// handle them. `AgentNotFound`, `InvalidConfiguration` and `ProtocolMismatch` are not: they go
-/// straight to "manual intervention required". The last four are what a real coordinator needs
+/// straight to "manual intervention required". The last five are what a real coordinator needs
 /// beside them.
 ///
 /// Code that decides what to do with an error (rules, retry counting, statistics) should match on
@@ -81,6 +81,15 @@ pub enum SwarmError {
     /// A store (for example the checkpoint directory) failed. Recoverable.
     #[error("storage error: {0}")]
     Storage(String),
+    /// A task was given up on for good; the reason says what failed and what was tried. Not
+    /// recoverable: running it again is a new submission.
+    #[error("task {task} failed: {reason}")]
+    TaskFailed {
+        /// The task.
+        task: TaskId,
+        /// Why, and what was tried.
+        reason: String,
+    },
 }
 
 impl SwarmError {
@@ -100,6 +109,7 @@ impl SwarmError {
             Self::Overloaded { .. } => ErrorKind::Overloaded,
             Self::StateCorruption(_) => ErrorKind::StateCorruption,
             Self::Storage(_) => ErrorKind::Storage,
+            Self::TaskFailed { .. } => ErrorKind::TaskFailed,
         }
     }
 
@@ -129,7 +139,7 @@ impl SwarmError {
             | Self::Storage(m) => m.clone(),
             Self::AgentNotFound(id) => id.to_string(),
             Self::TaskNotFound(id) => id.to_string(),
-            Self::Overloaded { reason, .. } => reason.clone(),
+            Self::Overloaded { reason, .. } | Self::TaskFailed { reason, .. } => reason.clone(),
         }
     }
 }
@@ -175,11 +185,13 @@ pub enum ErrorKind {
     StateCorruption,
     /// See [`SwarmError::Storage`].
     Storage,
+    /// See [`SwarmError::TaskFailed`].
+    TaskFailed,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         Self::CommunicationError,
         Self::CoordinationTimeout,
         Self::SwarmSizeLimitExceeded,
@@ -193,6 +205,7 @@ impl ErrorKind {
         Self::Overloaded,
         Self::StateCorruption,
         Self::Storage,
+        Self::TaskFailed,
     ];
 
     /// Whether strategies may handle errors of this kind.
@@ -200,7 +213,7 @@ impl ErrorKind {
     /// Recoverable: the spec's six (`CommunicationError`, `CoordinationTimeout`,
     /// `SwarmSizeLimitExceeded`, `ResourceConflict`, `ConcurrencyError`, `TransactionFailed`) and
     /// `Overloaded`, `StateCorruption`, `Storage`. Not recoverable: `AgentNotFound`,
-    /// `InvalidConfiguration`, `ProtocolMismatch`, `TaskNotFound`.
+    /// `InvalidConfiguration`, `ProtocolMismatch`, `TaskNotFound`, `TaskFailed`.
     pub const fn is_recoverable(self) -> bool {
         !matches!(
             self,
@@ -208,6 +221,7 @@ impl ErrorKind {
                 | Self::InvalidConfiguration
                 | Self::ProtocolMismatch
                 | Self::TaskNotFound
+                | Self::TaskFailed
         )
     }
 
@@ -227,6 +241,7 @@ impl ErrorKind {
             Self::Overloaded => "Overloaded",
             Self::StateCorruption => "StateCorruption",
             Self::Storage => "Storage",
+            Self::TaskFailed => "TaskFailed",
         }
     }
 }
@@ -279,6 +294,10 @@ mod tests {
             },
             ErrorKind::StateCorruption => SwarmError::StateCorruption(m()),
             ErrorKind::Storage => SwarmError::Storage(m()),
+            ErrorKind::TaskFailed => SwarmError::TaskFailed {
+                task: TaskId::new(),
+                reason: m(),
+            },
         }
     }
 
@@ -302,7 +321,8 @@ mod tests {
                 ErrorKind::AgentNotFound,
                 ErrorKind::InvalidConfiguration,
                 ErrorKind::ProtocolMismatch,
-                ErrorKind::TaskNotFound
+                ErrorKind::TaskNotFound,
+                ErrorKind::TaskFailed
             ]
         );
     }
