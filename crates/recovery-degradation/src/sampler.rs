@@ -109,12 +109,16 @@ pub enum MemorySource {
 /// assert_eq!(monitor.usage().memory_percent, memory);
 /// ```
 pub struct SystemSampler {
-    system: System,
+    /// Refreshed only for CPU: sysinfo moves a process's CPU-time baseline on every refresh of
+    /// that process, whatever is asked for, so memory refreshes must not touch this one.
+    cpu_system: System,
+    memory_system: System,
     scope: Scope,
     pid: Option<Pid>,
     cgroup: Option<CgroupMemory>,
     last_cpu_refresh: Option<Instant>,
     last_cpu: Option<f64>,
+    process_cpu_ms: Option<u64>,
     last_memory_source: Option<MemorySource>,
 }
 
@@ -144,15 +148,17 @@ impl SystemSampler {
     /// A sampler of `scope`, with the cgroup detected ([`CgroupMemory::detect`]).
     pub fn with_scope(scope: Scope) -> Self {
         let mut sampler = Self {
-            system: System::new(),
+            cpu_system: System::new(),
+            memory_system: System::new(),
             scope,
             pid: sysinfo::get_current_pid().ok(),
             cgroup: CgroupMemory::detect(),
             last_cpu_refresh: None,
             last_cpu: None,
+            process_cpu_ms: None,
             last_memory_source: None,
         };
-        sampler.refresh_cpu();
+        sampler.process_cpu_ms = sampler.refresh_cpu();
         sampler
     }
 
@@ -178,36 +184,49 @@ impl SystemSampler {
         self.last_memory_source
     }
 
-    fn refresh_cpu(&mut self) {
+    /// Refresh CPU times; returns this process's accumulated CPU time (ms) for
+    /// [`Scope::Process`].
+    fn refresh_cpu(&mut self) -> Option<u64> {
+        self.last_cpu_refresh = Some(Instant::now());
         match self.scope {
-            Scope::Host => self.system.refresh_cpu_usage(),
+            Scope::Host => {
+                self.cpu_system.refresh_cpu_usage();
+                None
+            }
             Scope::Process => {
-                if let Some(pid) = self.pid {
-                    self.system.refresh_processes_specifics(
-                        ProcessesToUpdate::Some(&[pid]),
-                        false,
-                        ProcessRefreshKind::nothing().with_cpu(),
-                    );
-                }
+                let pid = self.pid?;
+                self.cpu_system.refresh_processes_specifics(
+                    ProcessesToUpdate::Some(&[pid]),
+                    false,
+                    ProcessRefreshKind::nothing().with_cpu(),
+                );
+                Some(self.cpu_system.process(pid)?.accumulated_cpu_time())
             }
         }
-        self.last_cpu_refresh = Some(Instant::now());
     }
 
     fn sample_cpu(&mut self) -> Option<f64> {
-        if let Some(at) = self.last_cpu_refresh {
-            if at.elapsed() < MINIMUM_CPU_UPDATE_INTERVAL {
-                return self.last_cpu;
-            }
+        let previous = self.last_cpu_refresh?;
+        if previous.elapsed() < MINIMUM_CPU_UPDATE_INTERVAL {
+            return self.last_cpu;
         }
+        let previous_cpu_ms = self.process_cpu_ms;
         // The refresh at construction is the baseline, so this one measures a real interval.
-        self.refresh_cpu();
+        self.process_cpu_ms = self.refresh_cpu();
         let fraction = match self.scope {
-            Scope::Host => f64::from(self.system.global_cpu_usage()) / 100.0,
+            Scope::Host => f64::from(self.cpu_system.global_cpu_usage()) / 100.0,
             Scope::Process => {
-                let process = self.system.process(self.pid?)?;
+                // CPU time over wall time, from sysinfo's accumulated CPU time. (Its per-refresh
+                // `cpu_usage` stays 0 for a process whose CPU time was still 0 ticks at the
+                // previous refresh, which a young, mostly idle process can be.)
+                let spent_ms = self.process_cpu_ms?.saturating_sub(previous_cpu_ms?);
+                let wall_ms = self
+                    .last_cpu_refresh?
+                    .duration_since(previous)
+                    .as_secs_f64()
+                    * 1000.0;
                 let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-                f64::from(process.cpu_usage()) / 100.0 / cpus as f64
+                spent_ms as f64 / wall_ms / cpus as f64
             }
         };
         if !fraction.is_finite() {
@@ -218,8 +237,8 @@ impl SystemSampler {
     }
 
     fn sample_memory(&mut self) -> Option<f64> {
-        self.system.refresh_memory();
-        let host_total = self.system.total_memory();
+        self.memory_system.refresh_memory();
+        let host_total = self.memory_system.total_memory();
         let limit = self
             .cgroup
             .as_ref()
@@ -227,15 +246,19 @@ impl SystemSampler {
             .filter(|r| host_total == 0 || r.limit_bytes < host_total);
         let (used, total, source) = match (self.scope, limit) {
             (Scope::Host, Some(r)) => (r.working_set_bytes, r.limit_bytes, r.source),
-            (Scope::Host, None) => (self.system.used_memory(), host_total, MemorySource::Host),
+            (Scope::Host, None) => (
+                self.memory_system.used_memory(),
+                host_total,
+                MemorySource::Host,
+            ),
             (Scope::Process, limit) => {
                 let pid = self.pid?;
-                self.system.refresh_processes_specifics(
+                self.memory_system.refresh_processes_specifics(
                     ProcessesToUpdate::Some(&[pid]),
                     false,
                     ProcessRefreshKind::nothing().with_memory(),
                 );
-                let rss = self.system.process(pid)?.memory();
+                let rss = self.memory_system.process(pid)?.memory();
                 match limit {
                     Some(r) => (rss, r.limit_bytes, r.source),
                     None => (rss, host_total, MemorySource::Host),

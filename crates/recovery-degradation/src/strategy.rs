@@ -38,11 +38,12 @@ pub struct LevelChange {
 /// - [`recover`](RecoveryStrategy::recover) (on `SwarmSizeLimitExceeded`,
 ///   `CoordinationTimeout`, `ResourceConflict`, `ConcurrencyError`, `Overloaded`) only ever
 ///   raises the level or keeps it: an error is no time to lift shedding. If the measured usage
-///   calls for Normal and the target runs at Normal, it reports **failure** ("no resource
-///   pressure measured", `continue_recovery: true`), since degrading would not help. If the
-///   target already runs at the level the usage calls for (or higher), it reports success with
-///   confidence 0.6 and `metadata["applied"] = "false"`. Otherwise it applies the level, checks
-///   `current_level()`, and reports success (confidence 0.8) only if the target runs at it.
+///   calls for Normal it changes nothing and reports **failure** ("no resource pressure
+///   measured", `continue_recovery: true`), since degrading would not help with this error. If
+///   the target already runs at the level the usage calls for (or higher), it reports success
+///   with confidence 0.6 and `metadata["applied"] = "false"`. Otherwise it applies the level,
+///   checks `current_level()`, and reports success (confidence 0.8) only if the target runs at
+///   it; if the target refuses or does not get there, failure.
 ///   Every result carries the measured usage in its metadata (`cpu_percent`,
 ///   `memory_percent`, `active_connections`, `active_tasks`, `pressure`, `pressure_resource`,
 ///   `level_before`, `level`).
@@ -265,7 +266,7 @@ impl<T: Degradable + ?Sized> RecoveryStrategy<T> for GracefulDegradationStrategy
         let called = controller.peek_pressure(pressure.value);
         let wanted = called.max(before);
 
-        let result = if wanted == DegradationLevel::Normal {
+        let result = if called == DegradationLevel::Normal {
             RecoveryResult::failure(
                 RecoveryAction::None,
                 format!("no resource pressure measured ({usage}); degrading would not help"),
