@@ -36,3 +36,8 @@ impl From<InvalidDegradationConfig> for SwarmError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("unknown degradation level {0}; expected 0 (normal) to 3 (critical)")]
 pub struct UnknownLevel(pub u8);
+
+/// A name that names no [`DegradationLevel`](crate::DegradationLevel).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown degradation level `{0}`; expected normal, reduced, minimal or critical")]
+pub struct UnknownLevelName(pub String);

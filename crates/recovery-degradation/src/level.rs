@@ -9,7 +9,7 @@ use recovery_core::{Priority, SwarmError};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DegradationConfig, LevelPolicy};
-use crate::error::{InvalidDegradationConfig, UnknownLevel};
+use crate::error::{InvalidDegradationConfig, UnknownLevel, UnknownLevelName};
 use crate::monitor::ResourceUsage;
 
 /// How much a system sheds: what it admits, how much it runs at once, what it pauses.
@@ -247,17 +247,13 @@ impl fmt::Display for DegradationLevel {
 }
 
 impl FromStr for DegradationLevel {
-    type Err = String;
+    type Err = UnknownLevelName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|l| l.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                format!(
-                    "unknown degradation level `{s}`; expected normal, reduced, minimal or critical"
-                )
-            })
+            .ok_or_else(|| UnknownLevelName(s.to_owned()))
     }
 }
 

@@ -88,7 +88,7 @@ mod strategy;
 
 pub use config::{DegradationConfig, LevelPolicy};
 pub use degradable::Degradable;
-pub use error::{InvalidDegradationConfig, InvalidUsage, UnknownLevel};
+pub use error::{InvalidDegradationConfig, InvalidUsage, UnknownLevel, UnknownLevelName};
 pub use level::{DegradationLevel, Feature, LevelController, Pressure, Resource};
 pub use monitor::{ActivityGuard, ResourceMonitor, ResourceUsage};
 pub use sampler::{

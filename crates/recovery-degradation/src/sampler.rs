@@ -424,3 +424,20 @@ impl CgroupMemory {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Fails to compile the day someone makes the trait object-unsafe (the manager holds a
+    // `Box<dyn ResourceSampler>`).
+    fn _object_safe(_: Box<dyn ResourceSampler>) {}
+
+    #[test]
+    fn system_sampler_is_a_resource_sampler() {
+        let mut boxed: Box<dyn ResourceSampler> = Box::new(SystemSampler::process());
+        let monitor = ResourceMonitor::new();
+        let sample = boxed.sample_into(&monitor);
+        assert_eq!(sample.memory, Some(monitor.usage().memory_percent));
+    }
+}

@@ -162,8 +162,9 @@ impl GracefulDegradationStrategy {
     ///
     /// Returns `Ok(None)` when the level stays, `Ok(Some(change))` once the target runs at the
     /// new level, and `Err` when the target refused the level (its error) or reported `Ok` but
-    /// does not run at it (`ConcurrencyError`). Steps are serialised: two concurrent calls never
-    /// interleave their reads and applies.
+    /// does not run at it (`ConcurrencyError`). Steps (and `recover`) are serialised: two
+    /// concurrent calls never interleave their reads and applies, so the target's
+    /// `apply_level` must not itself call back into this strategy.
     pub async fn step<T: Degradable + ?Sized>(
         &self,
         target: &T,
