@@ -1,0 +1,63 @@
+//! The capability a system needs for checkpoint recovery: take a snapshot of its state, and
+//! restore one.
+
+use async_trait::async_trait;
+use recovery_core::SwarmError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A system whose state can be checkpointed and restored.
+///
+/// The state is a plain serde value that holds everything needed to rebuild the system (for a
+/// swarm coordinator: agents and their status and trust, tasks and their assignments, the
+/// configuration, recent events, metadata). The contract, which the strategy checks:
+///
+/// - `snapshot` returns the current state, consistent (taken under the system's own lock).
+/// - `restore(s)` replaces the state with `s`, all or nothing: on error nothing has changed.
+/// - After a successful `restore(s)`, `snapshot()` returns a state that
+///   [`is_restored`](Checkpointable::is_restored) accepts against `s`; by default that means
+///   it equals `s`.
+///
+/// To make snapshots cheap for a large state, make `State` an `Arc` of it (serde's `rc`
+/// feature serialises the value inside).
+///
+/// ```
+/// use std::sync::Mutex;
+/// use recovery_checkpoint::Checkpointable;
+/// use recovery_core::SwarmError;
+///
+/// struct Counter(Mutex<u64>);
+///
+/// #[async_trait::async_trait]
+/// impl Checkpointable for Counter {
+///     type State = u64;
+///     async fn snapshot(&self) -> Result<u64, SwarmError> {
+///         Ok(*self.0.lock().unwrap())
+///     }
+///     async fn restore(&self, state: u64) -> Result<(), SwarmError> {
+///         *self.0.lock().unwrap() = state;
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Checkpointable: Send + Sync {
+    /// Everything a checkpoint holds.
+    type State: Serialize + DeserializeOwned + PartialEq + Clone + Send + Sync + 'static;
+
+    /// The current state.
+    async fn snapshot(&self) -> Result<Self::State, SwarmError>;
+
+    /// Replace the current state with `state`, all or nothing.
+    async fn restore(&self, state: Self::State) -> Result<(), SwarmError>;
+
+    /// Whether `current`, a snapshot taken right after restoring `checkpoint`, shows the
+    /// restore took effect. By default: they are equal.
+    ///
+    /// Override only for a system whose restore deliberately keeps some newer facts (for
+    /// example tasks that finished after the checkpoint stay finished), and check everything
+    /// else: the strategy reports success only when this returns true.
+    fn is_restored(&self, checkpoint: &Self::State, current: &Self::State) -> bool {
+        checkpoint == current
+    }
+}
