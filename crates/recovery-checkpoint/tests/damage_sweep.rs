@@ -58,7 +58,10 @@ async fn every_truncation_and_every_bit_flip_falls_back_to_the_previous_checkpoi
     // And the strategy restores the previous state through the same fallback.
     std::fs::write(&path, &original[..original.len() / 2]).unwrap();
     target.set(SwarmState::empty());
-    let report = strategy.restore_from_checkpoint(&target, None).await.unwrap();
+    let report = strategy
+        .restore_from_checkpoint(&target, None)
+        .await
+        .unwrap();
     assert_eq!(report.checkpoint_id, previous);
     assert_eq!(report.skipped.len(), 1);
     assert_eq!(report.skipped[0].id, newest);

@@ -116,7 +116,7 @@ impl SwarmState {
         s.config.features = vec![("speculation".into(), seed % 2 == 0)];
         s.config.retry = Some((3, 100));
         let agent_ids: Vec<AgentId> = (0..agents)
-            .map(|i| AgentId::from_u128(((seed as u128) << 64) | i as u128 + 1))
+            .map(|i| AgentId::from_u128(((seed as u128) << 64) | (i as u128 + 1)))
             .collect();
         for (i, id) in agent_ids.iter().enumerate() {
             s.agents.insert(
