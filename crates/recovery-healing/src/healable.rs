@@ -55,3 +55,23 @@ pub trait Healable: Send + Sync {
         task: Option<TaskId>,
     ) -> Result<usize, SwarmError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use recovery_core::RecoveryStrategy;
+
+    use super::Healable;
+    use crate::{AlertSink, Component, SelfHealingStrategy};
+
+    // Fails to compile the day a capability trait stops being object-safe, or the strategy
+    // stops working over a `dyn Healable` target.
+    fn _object_safe(
+        _: Arc<dyn Healable>,
+        _: Arc<dyn AlertSink>,
+        _: Arc<dyn Component>,
+    ) -> Arc<dyn RecoveryStrategy<dyn Healable>> {
+        Arc::new(SelfHealingStrategy::new())
+    }
+}

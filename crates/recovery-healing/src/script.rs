@@ -155,7 +155,8 @@ const DEFAULT_GRACE: Duration = Duration::from_millis(200);
 /// - **A timeout that kills everything it started.** The program leads a new process group;
 ///   at the timeout the group gets SIGTERM, then SIGKILL after a short grace (200 ms), so
 ///   children and grandchildren die with it. When the program exits by itself, whatever it
-///   left running in its group is killed too: nothing of a script outlives its run. (A process
+///   left running in its group is killed too, and so is the group when the `run` future is
+///   dropped before the end: nothing of a script outlives its run. (A process
 ///   that deliberately leaves the group, with `setsid`, escapes; the allow-list is the defence
 ///   against such programs.)
 /// - **Bounded memory.** At most `output_cap` bytes of each of stdout and stderr are kept;
@@ -248,8 +249,10 @@ impl ScriptRunner {
             program: spec.program.clone(),
             source,
         })?;
-        // The child leads its own group, whose id is its pid.
+        // The child leads its own group, whose id is its pid. If this future is dropped (a
+        // caller's deadline), the guard kills the whole group, not only the leader.
         let group = child.id().map(|pid| Pid::from_raw(pid as i32));
+        let mut guard = GroupGuard(group);
         let stdout = tokio::spawn(read_capped(child.stdout.take(), spec.output_cap));
         let stderr = tokio::spawn(read_capped(child.stderr.take(), spec.output_cap));
 
@@ -268,6 +271,7 @@ impl ScriptRunner {
                 (status, true)
             }
         };
+        guard.0 = None;
         let duration = started.elapsed();
 
         // Every writer of the pipes in the group is dead now, so the readers end. A process that
@@ -310,6 +314,17 @@ impl ScriptRunner {
         // The leader may have died of SIGTERM while children ignore it.
         signal_group(group, Signal::SIGKILL);
         status
+    }
+}
+
+/// Kills a script's process group when a run is abandoned before it finished.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.take() {
+            signal_group(group, Signal::SIGKILL);
+        }
     }
 }
 

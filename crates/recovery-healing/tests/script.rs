@@ -340,3 +340,38 @@ async fn execute_script_succeeds_only_on_exit_0_and_never_passes_the_error() {
     assert_eq!(result.metadata["exit_code"], "7");
     assert!(result.action_taken.contains("exited 7"));
 }
+
+#[tokio::test]
+async fn an_abandoned_run_kills_the_whole_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let child_pid = dir.path().join("child.pid");
+    let grandchild_pid = dir.path().join("grandchild.pid");
+    let script = write_script(
+        dir.path(),
+        "long.sh",
+        "sleep 30 &\necho $! > \"$2\"\necho $$ > \"$1\"\nwait\n",
+    );
+    let runner = ScriptRunner::new()
+        .allow(
+            "long",
+            sh(
+                &script,
+                &[
+                    child_pid.to_str().unwrap(),
+                    grandchild_pid.to_str().unwrap(),
+                ],
+            )
+            .with_timeout(Duration::from_secs(60)),
+        )
+        .unwrap();
+    // A caller's deadline drops the run future part-way.
+    let abandoned = tokio::time::timeout(Duration::from_millis(400), runner.run("long")).await;
+    assert!(abandoned.is_err());
+    let child = read_pid(&child_pid);
+    let grandchild = read_pid(&grandchild_pid);
+    assert!(wait_dead(child).await, "the script {child} is still alive");
+    assert!(
+        wait_dead(grandchild).await,
+        "its child {grandchild} is still alive"
+    );
+}
