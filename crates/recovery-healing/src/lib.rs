@@ -125,8 +125,9 @@
 //! - The environment is cleared; only the variables the entry names are passed, with the
 //!   parent's values. Standard input is `/dev/null`.
 //! - The script leads its own process group. At its timeout the group gets SIGTERM, then
-//!   SIGKILL after 200 ms, so its children and grandchildren die with it; and when it exits
-//!   by itself, what it left running in its group is killed.
+//!   SIGKILL after 200 ms, so its children and grandchildren die with it; when it exits by
+//!   itself, what it left running in its group is killed; and when a caller abandons the run
+//!   (drops the future, say at a deadline), the group is killed too.
 //! - At most the entry's output cap of stdout and of stderr is kept (the rest is read and
 //!   thrown away, so the script never blocks), and the output says when it was cut.
 //!
