@@ -1,0 +1,92 @@
+//! Jitter: how a delay is spread at random so that clients that failed together do not retry
+//! together.
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{BackoffConfig, nanos_to_duration};
+
+/// How a delay is randomised. `v` below is the exponential delay without jitter,
+/// [`BackoffConfig::delay`]`(n)`, which is already at most `max_delay`; every kind applies the
+/// cap **after** the jitter, so no delay ever exceeds `max_delay`.
+///
+/// The last three are the AWS Architecture Blog's "Exponential Backoff And Jitter":
+///
+/// | kind | delay | bounds |
+/// |---|---|---|
+/// | `None` | `v` | exactly `v` |
+/// | `Proportional(f)` | `v × (1 + r)`, `r` uniform in `[-f, f]`, capped | `[v(1-f), min(v(1+f), max_delay)]` |
+/// | `Full` | uniform in `[0, v]` | `[0, v]` |
+/// | `Equal` | `v/2` + uniform in `[0, v/2]` | `[v/2, v]` |
+/// | `Decorrelated` | `min(max_delay, uniform in [initial_delay, 3 × previous])` | `[initial_delay, min(max_delay, 3 × previous)]` |
+///
+/// `Proportional` is the spec's jitter and the default ([`BackoffConfig::default_jitter`]
+/// uses `jitter_factor`); its factor is clamped to `0.0..=1.0` (NaN counts as 0). `Full` spreads
+/// clients the most and, in the blog's simulation, finished the contended work with the fewest
+/// calls; `Equal` keeps at least half of each delay; `Decorrelated` ignores `multiplier` and
+/// grows from the previous delay (the first "previous" is `initial_delay`), so it lives in the
+/// [`Backoff`](crate::Backoff) iterator.
+///
+/// ```
+/// use std::time::Duration;
+/// use recovery_backoff::{Backoff, BackoffConfig, Jitter};
+///
+/// let config = BackoffConfig::default();
+/// for d in Backoff::new(&config, Jitter::Equal) .zip(0..) .map(|(d, n)| (d, config.delay(n))) {
+///     let (delay, v) = d;
+///     assert!(delay >= v / 2 && delay <= v);
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Jitter {
+    /// No jitter: exactly the exponential delay.
+    None,
+    /// The spec's jitter: the delay moved by up to ± this fraction of itself, then capped.
+    Proportional(f64),
+    /// AWS "full jitter": uniform in `[0, v]`.
+    Full,
+    /// AWS "equal jitter": `v/2` plus uniform in `[0, v/2]`.
+    Equal,
+    /// AWS "decorrelated jitter": uniform in `[initial_delay, 3 × previous delay]`, capped.
+    Decorrelated,
+}
+
+/// A factor clamped to `0.0..=1.0`, NaN as 0.
+pub(crate) fn clamp_factor(f: f64) -> f64 {
+    if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) }
+}
+
+impl Jitter {
+    /// The range that delay `n` falls in with this jitter, given the delay before it (`prev`,
+    /// used only by `Decorrelated`; for the first delay pass `config.initial_delay`).
+    ///
+    /// This is the documented contract that the property tests check every delay against.
+    pub fn bounds(
+        &self,
+        config: &BackoffConfig,
+        n: u32,
+        prev: Duration,
+    ) -> RangeInclusive<Duration> {
+        let v = config.delay(n);
+        let cap = config.max_delay;
+        let nanos = v.as_nanos() as f64;
+        match *self {
+            Jitter::None => v..=v,
+            Jitter::Proportional(f) => {
+                let f = clamp_factor(f);
+                nanos_to_duration(nanos * (1.0 - f), cap)
+                    ..=nanos_to_duration(nanos * (1.0 + f), cap)
+            }
+            Jitter::Full => Duration::ZERO..=v,
+            Jitter::Equal => nanos_to_duration(nanos / 2.0, cap)..=v,
+            Jitter::Decorrelated => {
+                let base = config.initial_delay.min(cap);
+                let high = prev.saturating_mul(3).min(cap).max(base);
+                base..=high
+            }
+        }
+    }
+}
