@@ -66,13 +66,22 @@
 //! | `swarm_recovery_attempt_duration_seconds` | histogram | `strategy` |
 //! | `swarm_recovery_manual_interventions_total` | counter | `error_kind` |
 
+mod builder;
 mod config;
 mod history;
 mod ledger;
 mod manager;
 pub mod metrics;
+mod monitoring;
+mod parts;
+mod settings;
 mod slot;
+pub mod target;
 
+pub use builder::RecoveryManagerBuilder;
 pub use config::{InvalidRecoveryConfig, RecoveryConfig};
 pub use history::{AttemptStats, NO_STRATEGY, RecoveryAttempt, RecoveryStatistics};
 pub use manager::{DEFAULT_RETRY_WINDOW, RecoveryManager, RecoveryRequest};
+pub use monitoring::MonitoringHandle;
+pub use settings::{RecoverySettings, SettingsError};
+pub use target::RecoveryTarget;

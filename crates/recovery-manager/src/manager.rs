@@ -1,6 +1,6 @@
 //! The recovery manager.
 
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use recovery_core::{
@@ -16,6 +16,7 @@ use crate::config::{InvalidRecoveryConfig, RecoveryConfig};
 use crate::history::{History, NO_STRATEGY, RecoveryAttempt, RecoveryStatistics};
 use crate::ledger::RetryLedger;
 use crate::metrics as names;
+use crate::parts::Parts;
 use crate::slot::Slot;
 
 /// The default window within which earlier recoveries of the same error kind and task count
@@ -91,6 +92,12 @@ pub struct RecoveryManager<T: ?Sized + Send + Sync + 'static> {
     semaphore: Arc<Semaphore>,
     history: Mutex<History>,
     ledger: Mutex<RetryLedger>,
+    #[cfg_attr(
+        not(any(feature = "checkpoint", feature = "degradation")),
+        allow(dead_code)
+    )]
+    pub(crate) parts: Parts,
+    attached: Mutex<Option<Weak<T>>>,
 }
 
 fn lock<G>(m: &Mutex<G>) -> std::sync::MutexGuard<'_, G> {
@@ -113,8 +120,42 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             history: Mutex::new(History::new(config.history_retention)),
             ledger: Mutex::new(RetryLedger::new(DEFAULT_RETRY_WINDOW)),
             strategies: RwLock::new(Arc::from(Vec::new())),
+            parts: Parts::default(),
+            attached: Mutex::new(None),
             config,
         }
+    }
+
+    /// Register a strategy while the manager is still being built.
+    #[cfg_attr(
+        not(any(
+            feature = "backoff",
+            feature = "checkpoint",
+            feature = "degradation",
+            feature = "healing"
+        )),
+        allow(dead_code)
+    )]
+    pub(crate) fn push_strategy(&mut self, strategy: Arc<dyn RecoveryStrategy<T>>) {
+        let list = self
+            .strategies
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut v: Vec<_> = list.iter().cloned().collect();
+        v.push(strategy);
+        *list = Arc::from(v);
+    }
+
+    /// Name the system that [`start_monitoring`](Self::start_monitoring) steps and
+    /// checkpoints. The manager keeps only a weak reference, so a coordinator that owns its
+    /// manager can attach itself without a cycle; monitoring ends when the target is dropped.
+    pub fn attach(&self, target: &Arc<T>) {
+        *lock(&self.attached) = Some(Arc::downgrade(target));
+    }
+
+    /// The attached target, if it still exists.
+    pub(crate) fn attached(&self) -> Option<Weak<T>> {
+        lock(&self.attached).clone()
     }
 
     /// Count earlier recoveries within `window` (instead of [`DEFAULT_RETRY_WINDOW`]) towards

@@ -1,0 +1,319 @@
+//! One TOML file for the manager and each enabled strategy.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::builder::RecoveryManagerBuilder;
+use crate::config::RecoveryConfig;
+
+/// The whole recovery configuration, as one TOML file: a section for the manager and one per
+/// enabled strategy feature, each optional (a missing section or field takes its default).
+///
+/// ```
+/// # #[cfg(all(feature = "backoff", feature = "checkpoint", feature = "degradation", feature = "healing"))]
+/// # fn main() {
+/// use recovery_manager::RecoverySettings;
+///
+/// let settings = RecoverySettings::from_toml_str(r#"
+///     [recovery]
+///     max_concurrent_recoveries = 8
+///     monitoring_interval = "250ms"
+///
+///     [backoff]
+///     initial_delay = "50ms"
+///     max_retries = 8
+///
+///     [checkpoint]
+///     max_checkpoints = 15
+///     dir = "/var/lib/swarm/checkpoints"
+///
+///     [degradation]
+///     cpu_threshold = 0.9
+///
+///     [healing]
+///     default_rules = true
+///     [[healing.rules]]
+///     rule_id = "reallocate_on_crash"
+///     error_pattern = "AgentNotFound"
+///     healing_action = "ReallocateResources"
+///     cooldown_duration = "30s"
+/// "#).unwrap();
+/// assert_eq!(settings.recovery.max_concurrent_recoveries, 8);
+/// assert_eq!(settings.backoff.max_retries, 8);
+///
+/// let err = RecoverySettings::from_toml_str("[backoff]\nmultiplier = 0.5\n").unwrap_err();
+/// assert!(err.to_string().contains("multiplier"));
+/// # }
+/// # #[cfg(not(all(feature = "backoff", feature = "checkpoint", feature = "degradation", feature = "healing")))]
+/// # fn main() {}
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RecoverySettings {
+    /// The manager's own configuration.
+    pub recovery: RecoveryConfig,
+    /// The backoff strategy's configuration.
+    #[cfg(feature = "backoff")]
+    pub backoff: recovery_backoff::BackoffConfig,
+    /// The checkpoint strategy's configuration and store.
+    #[cfg(feature = "checkpoint")]
+    pub checkpoint: CheckpointSettings,
+    /// The degradation strategy's thresholds.
+    #[cfg(feature = "degradation")]
+    pub degradation: recovery_degradation::DegradationConfig,
+    /// The healing strategy's rules.
+    #[cfg(feature = "healing")]
+    pub healing: HealingSettings,
+}
+
+/// The `[checkpoint]` section.
+#[cfg(feature = "checkpoint")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointSettings {
+    /// How many of the newest checkpoints are kept (default 10).
+    pub max_checkpoints: usize,
+    /// A directory for durable checkpoint files; without one, checkpoints are kept in memory.
+    pub dir: Option<PathBuf>,
+}
+
+#[cfg(feature = "checkpoint")]
+impl Default for CheckpointSettings {
+    fn default() -> Self {
+        Self {
+            max_checkpoints: recovery_checkpoint::CheckpointConfig::default().max_checkpoints,
+            dir: None,
+        }
+    }
+}
+
+/// The `[healing]` section.
+#[cfg(feature = "healing")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealingSettings {
+    /// Whether the spec's two default rules come first (default true).
+    pub default_rules: bool,
+    /// More rules, tried after the defaults, in order.
+    pub rules: Vec<recovery_healing::HealingRule>,
+}
+
+#[cfg(feature = "healing")]
+impl Default for HealingSettings {
+    fn default() -> Self {
+        Self {
+            default_rules: true,
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// A settings file that cannot be read, parsed or used; the message names the file, the
+/// section and the field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// The file could not be read.
+    #[error("cannot read recovery settings {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML for these settings (the message gives line and column).
+    #[error("recovery settings{}: {source}", in_file(path))]
+    Parse {
+        /// The file, if the text came from one.
+        path: Option<PathBuf>,
+        /// The parser's error.
+        source: Box<toml::de::Error>,
+    },
+    /// A value parsed but is not usable.
+    #[error("recovery settings{}: [{section}] {message}", in_file(path))]
+    Invalid {
+        /// The file, if the text came from one.
+        path: Option<PathBuf>,
+        /// The section (`recovery`, `backoff`, `checkpoint`, `degradation`, `healing`).
+        section: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+fn in_file(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| format!(" in {}", p.display()))
+        .unwrap_or_default()
+}
+
+impl RecoverySettings {
+    /// Parse and check settings from TOML text.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError::Parse`] for bad TOML, an unknown field or a value of the wrong type;
+    /// [`SettingsError::Invalid`] for a value out of range.
+    pub fn from_toml_str(text: &str) -> Result<Self, SettingsError> {
+        Self::parse(text, None)
+    }
+
+    /// Read, parse and check a settings file.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_toml_str`](Self::from_toml_str), plus [`SettingsError::Read`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, SettingsError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, Some(path.to_owned()))
+    }
+
+    fn parse(text: &str, path: Option<PathBuf>) -> Result<Self, SettingsError> {
+        let settings: Self = toml::from_str(text).map_err(|e| SettingsError::Parse {
+            path: path.clone(),
+            source: Box::new(e),
+        })?;
+        settings
+            .check()
+            .map_err(|(section, message)| SettingsError::Invalid {
+                path,
+                section,
+                message,
+            })?;
+        Ok(settings)
+    }
+
+    /// Check every section.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError::Invalid`] naming the section and field.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.check()
+            .map_err(|(section, message)| SettingsError::Invalid {
+                path: None,
+                section,
+                message,
+            })
+    }
+
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        self.recovery
+            .validate()
+            .map_err(|e| ("recovery", e.to_string()))?;
+        #[cfg(feature = "backoff")]
+        self.backoff
+            .validate()
+            .map_err(|e| ("backoff", e.to_string()))?;
+        #[cfg(feature = "checkpoint")]
+        recovery_checkpoint::CheckpointConfig {
+            max_checkpoints: self.checkpoint.max_checkpoints,
+        }
+        .validate()
+        .map_err(|e| ("checkpoint", e.to_string()))?;
+        #[cfg(feature = "degradation")]
+        self.degradation
+            .validate()
+            .map_err(|e| ("degradation", e.to_string()))?;
+        #[cfg(feature = "healing")]
+        for rule in &self.healing.rules {
+            recovery_healing::ErrorPattern::parse(&rule.error_pattern).map_err(|e| {
+                (
+                    "healing",
+                    format!(
+                        "rule `{}`: error_pattern `{}` is not valid: {e}",
+                        rule.rule_id, rule.error_pattern
+                    ),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A [`RecoveryManagerBuilder`] with these settings: the configuration, each strategy built
+    /// from its section, checkpoints in `checkpoint.dir` when one is given.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError::Invalid`] if a section does not validate, the checkpoint directory
+    /// cannot be opened, or a healing rule is not valid (its pattern, a duplicate id).
+    pub async fn builder(&self) -> Result<RecoveryManagerBuilder, SettingsError> {
+        #[cfg_attr(
+            not(any(
+                feature = "backoff",
+                feature = "checkpoint",
+                feature = "degradation",
+                feature = "healing"
+            )),
+            allow(unused_variables)
+        )]
+        let invalid = |section, message: String| SettingsError::Invalid {
+            path: None,
+            section,
+            message,
+        };
+        self.validate()?;
+        #[cfg_attr(
+            not(any(
+                feature = "backoff",
+                feature = "checkpoint",
+                feature = "degradation",
+                feature = "healing"
+            )),
+            allow(unused_mut)
+        )]
+        let mut builder = RecoveryManagerBuilder::default().config(self.recovery.clone());
+        #[cfg(feature = "backoff")]
+        {
+            let strategy = recovery_backoff::ExponentialBackoffStrategy::new(self.backoff)
+                .map_err(|e| invalid("backoff", e.to_string()))?;
+            builder = builder.backoff(strategy);
+        }
+        #[cfg(feature = "checkpoint")]
+        {
+            use recovery_checkpoint::{
+                CheckpointRecoveryStrategy, CheckpointStore, FileStore, MemoryStore,
+            };
+            let store: std::sync::Arc<dyn CheckpointStore> =
+                match &self.checkpoint.dir {
+                    Some(dir) => std::sync::Arc::new(FileStore::open(dir).map_err(|e| {
+                        invalid("checkpoint", format!("dir = {}: {e}", dir.display()))
+                    })?),
+                    None => std::sync::Arc::new(MemoryStore::new()),
+                };
+            let strategy =
+                CheckpointRecoveryStrategy::with_store(store, self.checkpoint.max_checkpoints)
+                    .map_err(|e| invalid("checkpoint", e.to_string()))?;
+            builder = builder.checkpoint(strategy);
+        }
+        #[cfg(feature = "degradation")]
+        {
+            let strategy = recovery_degradation::GracefulDegradationStrategy::new(
+                self.degradation.clone(),
+                std::sync::Arc::new(recovery_degradation::ResourceMonitor::new()),
+            )
+            .map_err(|e| invalid("degradation", e.to_string()))?;
+            builder = builder.degradation(strategy);
+        }
+        #[cfg(feature = "healing")]
+        {
+            let strategy = if self.healing.default_rules {
+                recovery_healing::SelfHealingStrategy::new()
+            } else {
+                recovery_healing::SelfHealingStrategy::empty()
+            };
+            strategy
+                .add_healing_rules(self.healing.rules.iter().cloned())
+                .await
+                .map_err(|e| invalid("healing", e.to_string()))?;
+            builder = builder.healing(strategy);
+        }
+        Ok(builder)
+    }
+}
