@@ -1,0 +1,199 @@
+//! `swarm-drill`: run a swarm under injected faults and report how recovery kept it going.
+//!
+//! Exit codes: 0 when no task was lost and no invariant broke, 1 when one was, 2 for a bad flag
+//! or configuration.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use recovery_manager::RecoverySettings;
+use swarm_drill::{DrillError, DrillOptions, FaultRates, Progress, baseline, drill_settings, run};
+
+/// Run a swarm coordinator under injected faults and report how the recovery system kept it
+/// going.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Agents to register.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    agents: u32,
+    /// Tasks to submit.
+    #[arg(long, default_value_t = 20_000)]
+    tasks: u64,
+    /// Seed of the fault plan: the same seed injects the same faults into the same runs.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Share of runs that fail with a communication error.
+    #[arg(long, default_value_t = FaultRates::default().communication, value_parser = rate)]
+    comm_error_rate: f64,
+    /// Share of runs that hang past the task timeout.
+    #[arg(long, default_value_t = FaultRates::default().timeout, value_parser = rate)]
+    timeout_rate: f64,
+    /// Share of runs whose agent crashes mid-task.
+    #[arg(long, default_value_t = FaultRates::default().agent_crash, value_parser = rate)]
+    crash_rate: f64,
+    /// Share of runs that corrupt the coordinator's state.
+    #[arg(long, default_value_t = FaultRates::default().state_corruption, value_parser = rate)]
+    corruption_rate: f64,
+    /// Share of runs that cause a resource-pressure spike.
+    #[arg(long, default_value_t = FaultRates::default().resource_pressure, value_parser = rate)]
+    pressure_rate: f64,
+    /// Share of runs that fail with a non-recoverable protocol mismatch.
+    #[arg(long, default_value_t = FaultRates::default().non_recoverable, value_parser = rate)]
+    fatal_rate: f64,
+    /// Stop waiting for tasks after this long (e.g. `90s`, `2m`); unfinished tasks count as lost.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    duration_limit: Duration,
+    /// Recovery settings (the manager's TOML file: [recovery], [backoff], [checkpoint],
+    /// [degradation], [healing]). Without it the drill's own defaults apply.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Keep checkpoints in this directory (default: a temporary one, removed at the end).
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// First run the same workload without faults and report throughput against it.
+    #[arg(long)]
+    baseline: bool,
+    /// Tasks in flight at once.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    in_flight: u32,
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("a rate is a share of runs within 0..=1, got {v}"))
+    }
+}
+
+/// A progress bar on a terminal, a plain line every few seconds otherwise.
+enum Reporter {
+    Bar(ProgressBar),
+    Lines { last: Mutex<Instant> },
+}
+
+impl Progress for Reporter {
+    fn update(&self, settled: u64, total: u64) {
+        match self {
+            Reporter::Bar(bar) => {
+                bar.set_length(total);
+                bar.set_position(settled);
+            }
+            Reporter::Lines { last } => {
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.elapsed() >= Duration::from_secs(2) || settled == total {
+                    *last = Instant::now();
+                    eprintln!("drill: {settled}/{total} tasks settled");
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match drill(cli) {
+        Ok(passed) => {
+            if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(DrillError::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn drill(cli: Cli) -> Result<bool, DrillError> {
+    let settings = match &cli.config {
+        Some(path) => RecoverySettings::load(path).map_err(|e| DrillError::Usage(e.to_string()))?,
+        None => drill_settings(),
+    };
+    let options = DrillOptions {
+        agents: cli.agents as usize,
+        tasks: cli.tasks,
+        seed: cli.seed,
+        rates: FaultRates {
+            communication: cli.comm_error_rate,
+            timeout: cli.timeout_rate,
+            agent_crash: cli.crash_rate,
+            state_corruption: cli.corruption_rate,
+            resource_pressure: cli.pressure_rate,
+            non_recoverable: cli.fatal_rate,
+        },
+        duration_limit: cli.duration_limit,
+        settings,
+        checkpoint_dir: cli.checkpoint_dir.clone(),
+        in_flight: cli.in_flight as usize,
+        ..DrillOptions::default()
+    };
+    options.rates.validate().map_err(DrillError::Usage)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DrillError::Setup(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let baseline_throughput = if cli.baseline {
+            eprintln!("drill: running the fault-free baseline first");
+            Some(baseline(&options).await?)
+        } else {
+            None
+        };
+        let reporter = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(options.tasks);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tasks settled ({per_sec})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            Reporter::Bar(bar)
+        } else {
+            Reporter::Lines {
+                last: Mutex::new(Instant::now()),
+            }
+        };
+        let mut report = run(&options, &reporter).await?;
+        if let Reporter::Bar(bar) = &reporter {
+            bar.finish_and_clear();
+        }
+        report.baseline_throughput = baseline_throughput;
+        print!("{}", report.table());
+        println!("{}", report.last_line());
+        if let Some(path) = &cli.json {
+            let text = serde_json::to_string_pretty(&report)
+                .map_err(|e| DrillError::Setup(format!("cannot encode the report: {e}")))?;
+            std::fs::write(path, text).map_err(|e| {
+                DrillError::Setup(format!(
+                    "cannot write the report to {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        Ok(report.passed())
+    })
+}

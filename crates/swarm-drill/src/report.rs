@@ -1,0 +1,188 @@
+//! The drill's report: a table for people, JSON for programs, and the last line.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Recoveries of one strategy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StrategyReport {
+    /// Attempts.
+    pub attempts: u64,
+    /// Of which succeeded.
+    pub successes: u64,
+    /// Median duration, milliseconds.
+    pub p50_ms: f64,
+    /// 99th-percentile duration, milliseconds.
+    pub p99_ms: f64,
+}
+
+/// Everything the drill measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The seed of the fault plan.
+    pub seed: u64,
+    /// A digest of the fault plan (equal for equal seeds, task counts and rates).
+    pub fault_plan_digest: String,
+    /// Agents.
+    pub agents: usize,
+    /// Tasks the drill tried to submit.
+    pub tasks: u64,
+    /// Tasks accepted.
+    pub submitted: u64,
+    /// Tasks completed.
+    pub completed: u64,
+    /// Tasks failed for good.
+    pub failed: u64,
+    /// Failed tasks by reason (the first words of it).
+    pub failed_by_reason: BTreeMap<String, u64>,
+    /// Submissions refused.
+    pub refused: u64,
+    /// Accepted tasks neither completed nor failed at the end: must be 0.
+    pub lost: u64,
+    /// Invariant violations the coordinator's audit found: must be empty.
+    pub invariant_violations: Vec<String>,
+    /// Faults injected, by kind.
+    pub faults_injected: BTreeMap<String, u64>,
+    /// Recovery attempts by strategy (over the manager's history window).
+    pub recoveries: BTreeMap<String, StrategyReport>,
+    /// Recovery attempts in all.
+    pub recovery_attempts: u64,
+    /// Of which succeeded.
+    pub recovery_successes: u64,
+    /// Checkpoints written.
+    pub checkpoints_written: u64,
+    /// Checkpoints restored.
+    pub checkpoints_restored: u64,
+    /// Seconds spent at each degradation level.
+    pub seconds_at_level: BTreeMap<String, f64>,
+    /// Healing actions applied, by action.
+    pub healing_actions: BTreeMap<String, u64>,
+    /// Results of superseded runs discarded by fencing.
+    pub stale_results_discarded: u64,
+    /// Wall-clock time of the run.
+    pub elapsed_secs: f64,
+    /// Completed tasks per second.
+    pub throughput: f64,
+    /// Completed tasks per second of the fault-free baseline, when asked for.
+    pub baseline_throughput: Option<f64>,
+}
+
+impl Report {
+    /// The share of recovery attempts that succeeded, in percent.
+    pub fn recovery_success_percent(&self) -> f64 {
+        if self.recovery_attempts == 0 {
+            100.0
+        } else {
+            self.recovery_successes as f64 * 100.0 / self.recovery_attempts as f64
+        }
+    }
+
+    /// Whether the drill passed: nothing lost, no invariant broken.
+    pub fn passed(&self) -> bool {
+        self.lost == 0 && self.invariant_violations.is_empty()
+    }
+
+    /// The last line.
+    pub fn last_line(&self) -> String {
+        format!(
+            "drill: {} tasks, {} completed, {} failed, {} refused, {} lost, recoveries {} ({:.1}% succeeded)",
+            self.tasks,
+            self.completed,
+            self.failed,
+            self.refused,
+            self.lost,
+            self.recovery_attempts,
+            self.recovery_success_percent()
+        )
+    }
+
+    /// The table for people (without the last line).
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "\nswarm drill report (seed {}, fault plan {})",
+            self.seed, self.fault_plan_digest
+        );
+        let _ = writeln!(s, "\ntasks");
+        for (k, v) in [
+            ("submitted", self.submitted),
+            ("completed", self.completed),
+            ("failed", self.failed),
+            ("refused at submission", self.refused),
+            ("lost", self.lost),
+            ("stale results discarded", self.stale_results_discarded),
+        ] {
+            let _ = writeln!(s, "  {k:<28}{v:>10}");
+        }
+        for (reason, n) in &self.failed_by_reason {
+            let _ = writeln!(s, "    failed: {reason:<38}{n:>6}");
+        }
+        let _ = writeln!(s, "\nfaults injected");
+        for (k, v) in &self.faults_injected {
+            let _ = writeln!(s, "  {k:<28}{v:>10}");
+        }
+        let _ = writeln!(
+            s,
+            "\nrecoveries (last {} attempts kept)\n  {:<22}{:>9}{:>10}{:>11}{:>11}",
+            self.recovery_attempts, "strategy", "attempts", "success", "p50", "p99"
+        );
+        for (name, r) in &self.recoveries {
+            let rate = if r.attempts == 0 {
+                0.0
+            } else {
+                r.successes as f64 * 100.0 / r.attempts as f64
+            };
+            let _ = writeln!(
+                s,
+                "  {name:<22}{:>9}{:>9.1}%{:>9.2}ms{:>9.2}ms",
+                r.attempts, rate, r.p50_ms, r.p99_ms
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\ncheckpoints\n  {:<28}{:>10}\n  {:<28}{:>10}",
+            "written", self.checkpoints_written, "restored", self.checkpoints_restored
+        );
+        let _ = writeln!(s, "\ntime at each degradation level");
+        for (level, secs) in &self.seconds_at_level {
+            let _ = writeln!(s, "  {level:<28}{secs:>9.2}s");
+        }
+        let _ = writeln!(s, "\nhealing actions applied");
+        if self.healing_actions.is_empty() {
+            let _ = writeln!(s, "  (none)");
+        }
+        for (action, n) in &self.healing_actions {
+            let _ = writeln!(s, "  {action:<28}{n:>10}");
+        }
+        let _ = writeln!(
+            s,
+            "\nthroughput\n  {:<28}{:>9.0}/s  ({:.2}s)",
+            "completed tasks", self.throughput, self.elapsed_secs
+        );
+        if let Some(b) = self.baseline_throughput {
+            let _ = writeln!(
+                s,
+                "  {:<28}{:>9.0}/s  (with faults: {:.1}% of it)",
+                "fault-free baseline",
+                b,
+                self.throughput * 100.0 / b
+            );
+        }
+        if !self.invariant_violations.is_empty() {
+            let _ = writeln!(s, "\nINVARIANTS BROKEN");
+            for v in &self.invariant_violations {
+                let _ = writeln!(s, "  {v}");
+            }
+        }
+        s
+    }
+}
+
+/// Milliseconds of a duration as a float.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

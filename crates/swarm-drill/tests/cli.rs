@@ -1,0 +1,128 @@
+//! The drill binary as a user runs it: flags, exit codes, the report and its JSON.
+
+use std::process::Command;
+
+fn drill() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_swarm-drill"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+#[test]
+fn a_small_drill_loses_nothing_and_ends_with_the_summary_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = drill()
+        .args([
+            "--agents",
+            "8",
+            "--tasks",
+            "1500",
+            "--seed",
+            "3",
+            "--comm-error-rate",
+            "0.1",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("drill: 1500 tasks, "), "{last}");
+    assert!(last.contains(" 0 lost, recoveries "), "{last}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["tasks"], 1500);
+    let settled = report["completed"].as_u64().unwrap()
+        + report["failed"].as_u64().unwrap()
+        + report["refused"].as_u64().unwrap();
+    assert_eq!(settled, 1500, "every task is accounted for");
+    assert!(report["faults_injected"]["communication"].as_u64().unwrap() > 50);
+    assert!(
+        report["recoveries"]["exponential_backoff"]["successes"]
+            .as_u64()
+            .unwrap()
+            > 50
+    );
+}
+
+#[test]
+fn a_bad_flag_is_a_clear_error_with_exit_code_2() {
+    for args in [
+        vec!["--agents", "zero"],
+        vec!["--comm-error-rate", "1.5"],
+        vec!["--duration-limit", "soon"],
+        vec!["--no-such-flag"],
+    ] {
+        let out = drill().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("error"), "{args:?}: {stderr}");
+    }
+    let out = drill()
+        .args(["--comm-error-rate", "0.7", "--crash-rate", "0.7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sum"));
+}
+
+#[test]
+fn a_bad_config_file_names_the_field_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recovery.toml");
+    std::fs::write(&path, "[backoff]\nmultiplier = 0.5\n").unwrap();
+    let out = drill().arg("--config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("multiplier"), "{stderr}");
+
+    let out = drill()
+        .args(["--config", "/no/such/file.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.toml"));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_fault_plan() {
+    let digest = |seed: &str| {
+        let out = drill()
+            .args(["--agents", "4", "--tasks", "200", "--seed", seed])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        stdout
+            .lines()
+            .find_map(|l| {
+                l.split("fault plan ")
+                    .nth(1)
+                    .map(|d| d.trim_end_matches(')').to_owned())
+            })
+            .unwrap()
+    };
+    assert_eq!(digest("11"), digest("11"));
+    assert_ne!(digest("11"), digest("12"));
+}
+
+#[test]
+fn checkpoints_are_kept_in_the_directory_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = drill()
+        .args(["--agents", "4", "--tasks", "300"])
+        .arg("--checkpoint-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    assert!(files >= 1, "the first checkpoint is on disk");
+}
