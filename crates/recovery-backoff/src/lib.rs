@@ -113,5 +113,7 @@ pub use error::{BackoffConfigError, InvalidBudget};
 pub use jitter::Jitter;
 pub use retry::{Retry, RetryRequest};
 pub use schedule::Backoff;
-pub use standalone::{BudgetHandle, NotifyNobody, RetryEveryError, Retrying, retry};
+pub use standalone::{
+    BudgetHandle, NotifyNobody, NotifyRetry, RetryEveryError, RetryWhen, Retrying, retry,
+};
 pub use strategy::ExponentialBackoffStrategy;

@@ -47,14 +47,30 @@ pub struct Backoff {
 impl Backoff {
     /// The schedule of `config` with `jitter`, starting at delay 0.
     pub fn new(config: &BackoffConfig, jitter: Jitter) -> Self {
+        Self::from_parts(
+            config.initial_delay,
+            config.max_delay,
+            config.multiplier,
+            config.max_retries,
+            jitter,
+        )
+    }
+
+    pub(crate) fn from_parts(
+        initial: Duration,
+        max: Duration,
+        multiplier: f64,
+        max_retries: u32,
+        jitter: Jitter,
+    ) -> Self {
         Self {
-            initial: config.initial_delay,
-            max: config.max_delay,
-            multiplier: config.multiplier,
+            initial,
+            max,
+            multiplier,
             jitter,
             next: 0,
-            end: config.max_retries,
-            prev: config.initial_delay.min(config.max_delay),
+            end: max_retries,
+            prev: initial.min(max),
             rng: None,
         }
     }

@@ -25,8 +25,9 @@ use crate::schedule::Backoff;
 /// [`budget`](Retrying::budget). The error type is yours: it comes back unchanged.
 ///
 /// Costs: when `op` succeeds at once nothing is allocated, no clock is read and no random number
-/// is drawn (a budget, if set, gets its one deposit). A zero delay arms no timer: the next
-/// attempt starts at once (on tokio even `sleep(Duration::ZERO)` waits for the next 1 ms tick).
+/// is drawn (a budget, if set, gets its one deposit). The first failure allocates the schedule,
+/// and the first real wait its timer, which later waits reuse. A zero delay arms no timer: the next attempt starts at once (on
+/// tokio even `sleep(Duration::ZERO)` waits for the next 1 ms tick).
 /// The config is copied, not validated; with an invalid one the delays still stay within
 /// `[0, max_delay]`.
 ///
@@ -57,35 +58,70 @@ use crate::schedule::Backoff;
 pub fn retry<F, Fut, T, E>(
     config: &BackoffConfig,
     op: F,
-) -> Retrying<'static, F, Fut, RetryEveryError<E>, NotifyNobody<E>>
+) -> Retrying<'static, F, Fut, RetryEveryError, NotifyNobody>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
     Retrying {
-        config: *config,
-        jitter: None,
+        initial: config.initial_delay,
+        max: config.max_delay,
+        multiplier: config.multiplier,
+        max_retries: config.max_retries,
+        // Proportional(0) is no jitter; no branch on the happy path.
+        jitter: Jitter::Proportional(config.jitter_factor),
         budget: BudgetHandle::None,
+        retries: None,
         op,
-        when: retry_every_error::<E>,
-        notify: notify_nobody::<E>,
-        schedule: None,
-        started: false,
-        state: State::Idle,
+        when: RetryEveryError,
+        notify: NotifyNobody,
+        state: State::Start,
     }
 }
 
-/// The default [`Retrying::when`]: every error is retried.
-pub type RetryEveryError<E> = fn(&E) -> bool;
-
-/// The default [`Retrying::notify`]: nobody is told.
-pub type NotifyNobody<E> = fn(&E, Duration);
-
-fn retry_every_error<E>(_: &E) -> bool {
-    true
+/// Which errors a [`Retrying`] retries: any `FnMut(&E) -> bool`, or [`RetryEveryError`] (the
+/// default).
+pub trait RetryWhen<E> {
+    /// Whether `error` is worth a retry.
+    fn retry_when(&mut self, error: &E) -> bool;
 }
 
-fn notify_nobody<E>(_: &E, _: Duration) {}
+impl<E, W: FnMut(&E) -> bool> RetryWhen<E> for W {
+    fn retry_when(&mut self, error: &E) -> bool {
+        self(error)
+    }
+}
+
+/// The default of [`Retrying::when`]: every error is retried.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RetryEveryError;
+
+impl<E> RetryWhen<E> for RetryEveryError {
+    fn retry_when(&mut self, _: &E) -> bool {
+        true
+    }
+}
+
+/// What a [`Retrying`] calls before each retry: any `FnMut(&E, Duration)`, or [`NotifyNobody`]
+/// (the default).
+pub trait NotifyRetry<E> {
+    /// A retry of `error` will be made after `delay`.
+    fn notify_retry(&mut self, error: &E, delay: Duration);
+}
+
+impl<E, N: FnMut(&E, Duration)> NotifyRetry<E> for N {
+    fn notify_retry(&mut self, error: &E, delay: Duration) {
+        self(error, delay)
+    }
+}
+
+/// The default of [`Retrying::notify`]: nobody is told.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NotifyNobody;
+
+impl<E> NotifyRetry<E> for NotifyNobody {
+    fn notify_retry(&mut self, _: &E, _: Duration) {}
+}
 
 /// The budget a [`Retrying`] draws from: none, a borrowed one, or a shared one.
 ///
@@ -136,25 +172,40 @@ pin_project! {
     /// Made by [`retry`]; see there.
     #[must_use = "a retry does nothing until it is awaited"]
     pub struct Retrying<'b, F, Fut, W, N> {
-        config: BackoffConfig,
-        jitter: Option<Jitter>,
+        // The config, unpacked (the jitter resolved), so the future stays small: a future of
+        // more than about 128 bytes is moved with a call to memmove, which would cost more
+        // than the rest of the happy path.
+        initial: Duration,
+        max: Duration,
+        multiplier: f64,
+        max_retries: u32,
+        jitter: Jitter,
         budget: BudgetHandle<'b>,
+        // Made on the first failure; kept out of `State` and boxed so that the happy path
+        // neither carries nor drops it.
+        retries: Option<Box<Retries>>,
         op: F,
         when: W,
         notify: N,
-        schedule: Option<Backoff>,
-        started: bool,
         #[pin]
         state: State<Fut>,
     }
 }
 
+/// What a retrying operation needs once it has failed: its schedule, and its timer (made on the
+/// first real wait and reset for the next ones).
+struct Retries {
+    schedule: Backoff,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
 pin_project! {
     #[project = StateProj]
     enum State<Fut> {
+        Start,
         Idle,
         Running { #[pin] fut: Fut },
-        Sleeping { #[pin] sleep: Sleep },
+        Sleeping,
     }
 }
 
@@ -170,14 +221,16 @@ where
         W2: FnMut(&E) -> bool,
     {
         Retrying {
-            config: self.config,
+            initial: self.initial,
+            max: self.max,
+            multiplier: self.multiplier,
+            max_retries: self.max_retries,
             jitter: self.jitter,
             budget: self.budget,
+            retries: self.retries,
             op: self.op,
             when,
             notify: self.notify,
-            schedule: self.schedule,
-            started: self.started,
             state: self.state,
         }
     }
@@ -188,21 +241,23 @@ where
         N2: FnMut(&E, Duration),
     {
         Retrying {
-            config: self.config,
+            initial: self.initial,
+            max: self.max,
+            multiplier: self.multiplier,
+            max_retries: self.max_retries,
             jitter: self.jitter,
             budget: self.budget,
+            retries: self.retries,
             op: self.op,
             when: self.when,
             notify,
-            schedule: self.schedule,
-            started: self.started,
             state: self.state,
         }
     }
 
     /// Use `jitter` instead of the config's default jitter.
     pub fn jitter(mut self, jitter: Jitter) -> Self {
-        self.jitter = Some(jitter);
+        self.jitter = jitter;
         self
     }
 
@@ -211,14 +266,16 @@ where
     /// the last error.
     pub fn budget<'c>(self, budget: impl Into<BudgetHandle<'c>>) -> Retrying<'c, F, Fut, W, N> {
         Retrying {
-            config: self.config,
+            initial: self.initial,
+            max: self.max,
+            multiplier: self.multiplier,
+            max_retries: self.max_retries,
             jitter: self.jitter,
             budget: budget.into(),
+            retries: self.retries,
             op: self.op,
             when: self.when,
             notify: self.notify,
-            schedule: self.schedule,
-            started: self.started,
             state: self.state,
         }
     }
@@ -228,61 +285,139 @@ impl<F, Fut, T, E, W, N> Future for Retrying<'_, F, Fut, W, N>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
-    W: FnMut(&E) -> bool,
-    N: FnMut(&E, Duration),
+    W: RetryWhen<E>,
+    N: NotifyRetry<E>,
 {
     type Output = Result<T, E>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    /// The happy path only (start the operation, poll it), small enough to be inlined into the
+    /// caller; everything after a failure is in `poll_retries`.
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let error = {
+            let mut this = self.as_mut().project();
+            if let StateProj::Start = this.state.as_mut().project() {
+                if let Some(budget) = this.budget.get() {
+                    budget.deposit();
+                }
+                let fut = (this.op)();
+                this.state.set(State::Running { fut });
+            }
+            match this.state.as_mut().project() {
+                StateProj::Running { fut } => match ready!(fut.poll(cx)) {
+                    Ok(value) => return Poll::Ready(Ok(value)),
+                    Err(error) => Some(error),
+                },
+                _ => None,
+            }
+        };
+        self.poll_retries(cx, error)
+    }
+}
+
+impl<F, Fut, T, E, W, N> Retrying<'_, F, Fut, W, N>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    W: RetryWhen<E>,
+    N: NotifyRetry<E>,
+{
+    /// Decide on `error` (if the last run just failed with it), wait, run again, until a run
+    /// succeeds or no retry is left.
+    #[inline(never)]
+    fn poll_retries(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut error: Option<E>,
+    ) -> Poll<Result<T, E>> {
         let mut this = self.project();
         loop {
+            if let Some(error) = error.take() {
+                if !this.when.retry_when(&error) {
+                    return Poll::Ready(Err(error));
+                }
+                let retries = this.retries.get_or_insert_with(|| {
+                    Box::new(Retries {
+                        schedule: Backoff::from_parts(
+                            *this.initial,
+                            *this.max,
+                            *this.multiplier,
+                            *this.max_retries,
+                            *this.jitter,
+                        ),
+                        sleep: None,
+                    })
+                });
+                let Some(delay) = retries.schedule.next() else {
+                    return Poll::Ready(Err(error));
+                };
+                if let Some(budget) = this.budget.get() {
+                    if !budget.withdraw() {
+                        return Poll::Ready(Err(error));
+                    }
+                }
+                this.notify.notify_retry(&error, delay);
+                drop(error);
+                if delay.is_zero() {
+                    this.state.set(State::Idle);
+                } else {
+                    match retries.sleep.as_mut() {
+                        Some(sleep) => sleep.as_mut().reset(deadline(delay)),
+                        None => retries.sleep = Some(Box::pin(tokio::time::sleep(delay))),
+                    }
+                    this.state.set(State::Sleeping);
+                }
+            }
             match this.state.as_mut().project() {
-                StateProj::Idle => {
-                    if !*this.started {
-                        *this.started = true;
-                        if let Some(budget) = this.budget.get() {
-                            budget.deposit();
-                        }
+                StateProj::Start => {
+                    // Only `poll` starts; kept correct here all the same.
+                    if let Some(budget) = this.budget.get() {
+                        budget.deposit();
                     }
                     let fut = (this.op)();
                     this.state.set(State::Running { fut });
                 }
-                StateProj::Running { fut } => {
-                    let error = match ready!(fut.poll(cx)) {
-                        Ok(value) => return Poll::Ready(Ok(value)),
-                        Err(error) => error,
-                    };
-                    if !(this.when)(&error) {
-                        return Poll::Ready(Err(error));
-                    }
-                    let config = *this.config;
-                    let jitter = this.jitter.unwrap_or_else(|| config.default_jitter());
-                    let schedule = this
-                        .schedule
-                        .get_or_insert_with(|| Backoff::new(&config, jitter));
-                    let Some(delay) = schedule.next() else {
-                        return Poll::Ready(Err(error));
-                    };
-                    if let Some(budget) = this.budget.get() {
-                        if !budget.withdraw() {
-                            return Poll::Ready(Err(error));
-                        }
-                    }
-                    (this.notify)(&error, delay);
-                    drop(error);
-                    if delay.is_zero() {
-                        this.state.set(State::Idle);
-                    } else {
-                        this.state.set(State::Sleeping {
-                            sleep: tokio::time::sleep(delay),
-                        });
-                    }
+                StateProj::Idle => {
+                    let fut = (this.op)();
+                    this.state.set(State::Running { fut });
                 }
-                StateProj::Sleeping { sleep } => {
-                    ready!(sleep.poll(cx));
+                StateProj::Running { fut } => match ready!(fut.poll(cx)) {
+                    Ok(value) => return Poll::Ready(Ok(value)),
+                    Err(e) => error = Some(e),
+                },
+                StateProj::Sleeping => {
+                    if let Some(sleep) = this.retries.as_mut().and_then(|r| r.sleep.as_mut()) {
+                        ready!(sleep.as_mut().poll(cx));
+                    }
                     this.state.set(State::Idle);
                 }
             }
         }
+    }
+}
+
+/// `delay` from now, or about 30 years from now if that overflows (as `tokio::time::sleep` does).
+fn deadline(delay: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(delay)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_future_stays_small() {
+        // Above about 128 bytes a move becomes a call to memmove, which costs more than the
+        // rest of the happy path together.
+        let config = BackoffConfig::default();
+        let plain = retry(&config, || async { Ok::<u32, u32>(1) });
+        assert!(size_of_val(&plain) <= 112, "{}", size_of_val(&plain));
+        let full = retry(&config, || async { Ok::<u32, u32>(1) })
+            .when(|_| true)
+            .notify(|_, _| ())
+            .budget(Arc::new(RetryBudget::default()));
+        assert!(size_of_val(&full) <= 112, "{}", size_of_val(&full));
     }
 }

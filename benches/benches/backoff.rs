@@ -1,0 +1,168 @@
+//! The cost of retrying: a call that succeeds at once, and a call that fails 3 times with zero
+//! delay before succeeding, each through a direct call (the baseline), recovery-backoff's
+//! `retry`, backon and tokio-retry, on a current-thread tokio runtime.
+//!
+//! Each measurement runs its whole loop inside one `block_on`, so the runtime's entry cost is
+//! not counted per call.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use criterion::Criterion;
+use recovery_backoff::{BackoffConfig, retry};
+use tokio::runtime::Runtime;
+use tokio_retry::strategy::{ExponentialBackoff, FixedInterval};
+
+/// The error the operations fail with.
+#[derive(Debug, Clone, Copy)]
+struct Fail;
+
+/// An operation that fails `failures` times per call (the counter is reset before each call).
+struct Op {
+    failures: u32,
+    runs: Cell<u32>,
+}
+
+impl Op {
+    fn new(failures: u32) -> Self {
+        Self {
+            failures,
+            runs: Cell::new(0),
+        }
+    }
+
+    fn reset(&self) {
+        self.runs.set(0);
+    }
+
+    fn call(&self) -> impl Future<Output = Result<u32, Fail>> + use<'_> {
+        let run = self.runs.get();
+        self.runs.set(run + 1);
+        let failures = self.failures;
+        async move {
+            if black_box(run) < failures {
+                Err(Fail)
+            } else {
+                Ok(run)
+            }
+        }
+    }
+}
+
+/// Time `iters` calls of `call`, all inside one `block_on`.
+fn timed<F, Fut>(rt: &Runtime, iters: u64, mut call: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u32, Fail>>,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let r = call().await;
+            black_box(r.is_ok());
+        }
+        start.elapsed()
+    })
+}
+
+/// The four contenders on an operation that fails `failures` times; `config`, `backon` and
+/// `tokio_retry_schedule` give each one its schedule.
+fn group(
+    c: &mut Criterion,
+    name: &str,
+    failures: u32,
+    config: BackoffConfig,
+    backon: ExponentialBuilder,
+    tokio_retry_schedule: fn() -> Vec<Duration>,
+) {
+    let rt = recovery_benches::runtime();
+    let op = Op::new(failures);
+    let mut g = c.benchmark_group(name);
+
+    g.bench_function("direct", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || async {
+                op.reset();
+                loop {
+                    if let Ok(v) = op.call().await {
+                        break Ok(v);
+                    }
+                }
+            })
+        })
+    });
+
+    g.bench_function("recovery_backoff", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || {
+                op.reset();
+                retry(&config, || op.call())
+            })
+        })
+    });
+
+    g.bench_function("backon", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || {
+                op.reset();
+                (|| op.call()).retry(backon)
+            })
+        })
+    });
+
+    let schedule = tokio_retry_schedule();
+    g.bench_function("tokio_retry", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || {
+                op.reset();
+                tokio_retry::Retry::start(schedule.iter().copied(), || op.call())
+            })
+        })
+    });
+
+    g.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+
+    // The spec's schedule (100 ms, x2, 5 retries); the operation succeeds at once, so no
+    // delay is ever taken.
+    group(
+        &mut c,
+        "retry_success",
+        0,
+        BackoffConfig::default(),
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_times(5),
+        || {
+            ExponentialBackoff::from_millis(2)
+                .factor(50)
+                .take(5)
+                .collect()
+        },
+    );
+
+    // Zero delays; the operation fails 3 times, then succeeds.
+    group(
+        &mut c,
+        "retry_fail3_zero_delay",
+        3,
+        BackoffConfig {
+            initial_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            ..BackoffConfig::default()
+        },
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::ZERO)
+            .with_max_delay(Duration::ZERO)
+            .with_max_times(5),
+        || FixedInterval::new(Duration::ZERO).take(5).collect(),
+    );
+
+    c.final_summary();
+}
