@@ -224,6 +224,24 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_withdrawals_never_overdraw() {
+        let budget = RetryBudget::new(Duration::from_secs(60), 2, 0.0).unwrap();
+        let granted = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        if budget.withdraw() {
+                            granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(granted.into_inner(), 120);
+    }
+
+    #[test]
     fn defaults_are_towers() {
         let b = RetryBudget::default();
         assert_eq!(

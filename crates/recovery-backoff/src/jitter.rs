@@ -34,10 +34,14 @@ use crate::config::{BackoffConfig, nanos_to_duration};
 /// use recovery_backoff::{Backoff, BackoffConfig, Jitter};
 ///
 /// let config = BackoffConfig::default();
-/// for d in Backoff::new(&config, Jitter::Equal) .zip(0..) .map(|(d, n)| (d, config.delay(n))) {
-///     let (delay, v) = d;
+/// for (n, delay) in (0..).zip(Backoff::new(&config, Jitter::Equal)) {
+///     let v = config.delay(n);
 ///     assert!(delay >= v / 2 && delay <= v);
 /// }
+///
+/// // The cap holds after the jitter: +100 % jitter on a delay already at max_delay stays there.
+/// let capped = BackoffConfig { max_delay: Duration::from_millis(150), ..config };
+/// assert!(Backoff::new(&capped, Jitter::Proportional(1.0)).all(|d| d <= Duration::from_millis(150)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -228,3 +228,51 @@ proptest! {
         prop_assert!(c.delay(7) <= c.max_delay);
     }
 }
+
+proptest! {
+    #[test]
+    fn prop_retry_runs_until_success_or_max_retries(
+        failures in 0u32..12,
+        max_retries in 0u32..10,
+        j in jitter(),
+        fatal_at in proptest::option::of(0u32..12),
+    ) {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        // Zero delays: the whole retry completes in one poll, with no runtime and no timer.
+        let config = BackoffConfig {
+            initial_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            max_retries,
+            ..BackoffConfig::default()
+        };
+        let mut runs = 0u32;
+        let mut notified = 0u32;
+        let fut = recovery_backoff::retry(&config, || {
+            let run = runs;
+            runs += 1;
+            std::future::ready(if run < failures { Err(run) } else { Ok(run) })
+        })
+        .when(|e: &u32| Some(*e) != fatal_at)
+        .notify(|_, d| {
+            assert_eq!(d, Duration::ZERO);
+            notified += 1;
+        })
+        .jitter(j);
+        let mut fut = std::pin::pin!(fut);
+        let Poll::Ready(result) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {
+            return Err(TestCaseError::fail("a zero-delay retry waited"));
+        };
+        drop(fut);
+        // The reference: run until success, a fatal error, or max_retries retries.
+        let stop = fatal_at.filter(|f| *f < failures).map_or(failures, |f| f.min(failures));
+        let expected_runs = stop.min(max_retries) + 1;
+        prop_assert_eq!(runs, expected_runs);
+        prop_assert_eq!(notified, expected_runs - 1);
+        if failures <= max_retries && fatal_at.is_none_or(|f| f >= failures) {
+            prop_assert_eq!(result, Ok(failures));
+        } else {
+            prop_assert_eq!(result, Err(expected_runs - 1));
+        }
+    }
+}
