@@ -248,22 +248,24 @@ proptest! {
         };
         let mut runs = 0u32;
         let mut notified = 0u32;
-        let fut = recovery_backoff::retry(&config, || {
-            let run = runs;
-            runs += 1;
-            std::future::ready(if run < failures { Err(run) } else { Ok(run) })
-        })
-        .when(|e: &u32| Some(*e) != fatal_at)
-        .notify(|_, d| {
-            assert_eq!(d, Duration::ZERO);
-            notified += 1;
-        })
-        .jitter(j);
-        let mut fut = std::pin::pin!(fut);
-        let Poll::Ready(result) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {
-            return Err(TestCaseError::fail("a zero-delay retry waited"));
+        let result = {
+            let fut = recovery_backoff::retry(&config, || {
+                let run = runs;
+                runs += 1;
+                std::future::ready(if run < failures { Err(run) } else { Ok(run) })
+            })
+            .when(|e: &u32| Some(*e) != fatal_at)
+            .notify(|_, d| {
+                assert_eq!(d, Duration::ZERO);
+                notified += 1;
+            })
+            .jitter(j);
+            let mut fut = std::pin::pin!(fut);
+            let Poll::Ready(result) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {
+                return Err(TestCaseError::fail("a zero-delay retry waited"));
         };
-        drop(fut);
+        result
+        };
         // The reference: run until success, a fatal error, or max_retries retries.
         let stop = fatal_at.filter(|f| *f < failures).map_or(failures, |f| f.min(failures));
         let expected_runs = stop.min(max_retries) + 1;
