@@ -25,11 +25,15 @@ use crate::schedule::Backoff;
 /// [`budget`](Retrying::budget). The error type is yours: it comes back unchanged.
 ///
 /// Costs: when `op` succeeds at once nothing is allocated, no clock is read and no random number
-/// is drawn (a budget, if set, gets its one deposit). The first failure allocates the schedule,
-/// and the first real wait its timer, which later waits reuse. A zero delay arms no timer: the next attempt starts at once (on
-/// tokio even `sleep(Duration::ZERO)` waits for the next 1 ms tick).
+/// is drawn; a budget, if set, gets its one deposit (which reads tokio's clock). The first
+/// failure allocates the schedule, and the first real wait its timer, which later waits reuse.
+/// A zero delay arms no timer: the next attempt starts at once (on tokio even
+/// `sleep(Duration::ZERO)` waits for the next 1 ms tick). The future is small (about 100 bytes
+/// plus the closure and its future) and its happy path is inlined into the caller.
+///
 /// The config is copied, not validated; with an invalid one the delays still stay within
-/// `[0, max_delay]`.
+/// `[0, max_delay]`. The future is `'static` (and can be spawned) when `op` is and the budget
+/// is shared by `Arc`.
 ///
 /// ```
 /// use std::time::Duration;
