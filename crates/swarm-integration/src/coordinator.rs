@@ -631,6 +631,11 @@ impl SwarmCoordinator {
                                 }
                             }
                         }
+                        // Take the agent over from a task merely assigned to it.
+                        let held = inner.agents.get(&agent_id).and_then(|a| a.current_task);
+                        if let Some(other) = held.filter(|t| *t != task_id) {
+                            release_task(inner, other, agent_id);
+                        }
                         let agent = inner
                             .agents
                             .get_mut(&agent_id)
@@ -1184,8 +1189,19 @@ fn release_task(inner: &mut Inner, task: TaskId, agent: AgentId) {
 /// capable agent with the highest trust. `Err(None)`: wait for one; `Err(Some(e))`: none can
 /// ever come from the current agents.
 fn pick_agent(inner: &Inner, task: &TaskInfo) -> Result<AgentId, Option<SwarmError>> {
+    // An idle agent is free for this task unless it holds another task that is running. A task
+    // merely assigned to it (after a crash, a restore) does not reserve it: waiting for such a
+    // task's owner while that owner waits for an agent could deadlock, so the agent may be
+    // taken and the assigned task goes back to pending.
     let free = |a: &AgentInfo| {
-        a.status == AgentStatus::Idle && a.current_task.is_none_or(|t| t == task.id)
+        a.status == AgentStatus::Idle
+            && a.current_task.is_none_or(|t| {
+                t == task.id
+                    || !inner
+                        .tasks
+                        .get(&t)
+                        .is_some_and(|held| matches!(held.state, TaskState::Running { .. }))
+            })
     };
     let capable = |a: &AgentInfo| {
         task.spec
@@ -1205,11 +1221,14 @@ fn pick_agent(inner: &Inner, task: &TaskInfo) -> Result<AgentId, Option<SwarmErr
     let best = inner
         .agents
         .values()
-        .filter(|a| free(a) && a.current_task.is_none() && capable(a))
+        .filter(|a| free(a) && capable(a))
         .max_by(|a, b| {
+            // Prefer an agent that holds nothing, then the most trusted.
+            let ea = a.current_task.is_none();
+            let eb = b.current_task.is_none();
             let ta = inner.trust.get(&a.id).copied().unwrap_or(0.0);
             let tb = inner.trust.get(&b.id).copied().unwrap_or(0.0);
-            ta.total_cmp(&tb).then(b.id.cmp(&a.id))
+            ea.cmp(&eb).then(ta.total_cmp(&tb)).then(b.id.cmp(&a.id))
         });
     if let Some(a) = best {
         return Ok(a.id);

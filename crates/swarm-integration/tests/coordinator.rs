@@ -313,3 +313,42 @@ async fn agents_beyond_the_limit_are_refused() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::SwarmSizeLimitExceeded);
 }
+
+/// Regression (found by the drill at a 5% crash rate): a crashed agent that comes back still
+/// holds the task it was running, as assigned. It must not stay reserved for that task, or
+/// tasks waiting for an agent while that task waits for a recovery slot deadlock.
+#[tokio::test(start_paused = true)]
+async fn an_agent_holding_a_merely_assigned_task_can_be_taken_by_another() {
+    let exec = script(|n| if n == 0 { Step::Block } else { Step::Ok(b"ok") });
+    let c = coordinator(SwarmConfig::default(), exec.clone());
+    let x = c.register_agent(AgentSpec::new("x", ["io"])).unwrap();
+    let a = c.submit_task(TaskSpec::new("a")).unwrap();
+    let b = c.submit_task(TaskSpec::new("b")).unwrap();
+
+    let run_a = {
+        let c = Arc::clone(&c);
+        tokio::spawn(async move { c.execute_task(a).await })
+    };
+    while exec.runs.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    c.declare_agent_failed(x).unwrap();
+    let err = run_a.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConcurrencyError, "{err}");
+    c.heartbeat(x).unwrap();
+    assert_eq!(c.agent(x).unwrap().current_task, Some(a));
+
+    let started = tokio::time::Instant::now();
+    assert_eq!(c.execute_task(b).await.unwrap(), b"ok");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "b did not wait for a"
+    );
+    assert_eq!(
+        c.task(a).unwrap().state,
+        TaskState::Pending,
+        "a was released, not lost"
+    );
+    assert_eq!(c.execute_task(a).await.unwrap(), b"ok");
+    assert!(c.audit().is_empty(), "{:?}", c.audit());
+}
