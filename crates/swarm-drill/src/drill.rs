@@ -325,10 +325,10 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
         completed: stats.completed,
         failed: stats.failed,
         failed_by_reason,
-        refused: stats.refused
-            + options
-                .tasks
-                .saturating_sub(stats.submitted + stats.refused),
+        refused: stats.refused,
+        not_submitted: options
+            .tasks
+            .saturating_sub(stats.submitted + stats.refused),
         lost: stats.unfinished,
         invariant_violations: coordinator.audit(),
         faults_injected: executor

@@ -40,6 +40,8 @@ pub struct Report {
     pub failed_by_reason: BTreeMap<String, u64>,
     /// Submissions refused.
     pub refused: u64,
+    /// Tasks never submitted because the duration limit passed first: must be 0.
+    pub not_submitted: u64,
     /// Accepted tasks neither completed nor failed at the end: must be 0.
     pub lost: u64,
     /// Invariant violations the coordinator's audit found: must be empty.
@@ -80,9 +82,9 @@ impl Report {
         }
     }
 
-    /// Whether the drill passed: nothing lost, no invariant broken.
+    /// Whether the drill passed: every task submitted, nothing lost, no invariant broken.
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.invariant_violations.is_empty()
+        self.lost == 0 && self.not_submitted == 0 && self.invariant_violations.is_empty()
     }
 
     /// The last line.
@@ -113,6 +115,7 @@ impl Report {
             ("completed", self.completed),
             ("failed", self.failed),
             ("refused at submission", self.refused),
+            ("not submitted (time limit)", self.not_submitted),
             ("lost", self.lost),
             ("stale results discarded", self.stale_results_discarded),
         ] {
