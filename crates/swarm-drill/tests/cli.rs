@@ -65,7 +65,10 @@ fn a_bad_flag_is_a_clear_error_with_exit_code_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("error"), "{args:?}: {stderr}");
-        assert!(stderr.contains(args[0]), "the message names the flag: {stderr}");
+        assert!(
+            stderr.contains(args[0]),
+            "the message names the flag: {stderr}"
+        );
     }
     let out = drill()
         .args(["--comm-error-rate", "0.7", "--crash-rate", "0.7"])
