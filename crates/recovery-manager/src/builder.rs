@@ -32,11 +32,12 @@ use crate::target::RecoveryTarget;
 /// memory, degradation at the spec's thresholds with a host sampler for monitoring).
 ///
 /// ```
+/// # #[cfg(all(feature = "checkpoint", feature = "degradation"))]
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use recovery_checkpoint::{CheckpointRecoveryStrategy, FileStore};
 /// use recovery_manager::{RecoveryConfig, RecoveryManager};
 /// use std::sync::Arc;
 ///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let dir = tempfile::tempdir()?;
 /// let store = Arc::new(FileStore::open(dir.path())?);
 /// let builder = RecoveryManager::builder()
@@ -46,6 +47,8 @@ use crate::target::RecoveryTarget;
 /// // `builder.build::<MyCoordinator>()?` then gives the manager.
 /// # let _ = builder;
 /// # Ok(()) }
+/// # #[cfg(not(all(feature = "checkpoint", feature = "degradation")))]
+/// # fn main() {}
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct RecoveryManagerBuilder {
