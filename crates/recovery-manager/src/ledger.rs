@@ -8,10 +8,12 @@ use tokio::time::Instant;
 
 /// Counts recoveries per (error kind, task) so a repeated failure starts further along a
 /// strategy's schedule. An entry whose last recovery is older than the window starts again at 0.
+/// A recovery that names no task counts as a first one: unrelated failures of one kind must not
+/// use up each other's retries.
 #[derive(Debug)]
 pub(crate) struct RetryLedger {
     window: Duration,
-    entries: HashMap<(ErrorKind, Option<TaskId>), (u32, Instant)>,
+    entries: HashMap<(ErrorKind, TaskId), (u32, Instant)>,
     prune_at: usize,
 }
 
@@ -26,6 +28,9 @@ impl RetryLedger {
 
     /// The `retry_count` for a new recovery of `kind` on `task` at `now`, recording it.
     pub(crate) fn next(&mut self, kind: ErrorKind, task: Option<TaskId>, now: Instant) -> u32 {
+        let Some(task) = task else {
+            return 0;
+        };
         if self.entries.len() >= self.prune_at {
             let window = self.window;
             self.entries
@@ -55,6 +60,11 @@ mod tests {
         assert_eq!(l.next(ErrorKind::CommunicationError, t, now), 1);
         assert_eq!(l.next(ErrorKind::CoordinationTimeout, t, now), 0);
         assert_eq!(l.next(ErrorKind::CommunicationError, None, now), 0);
+        assert_eq!(
+            l.next(ErrorKind::CommunicationError, None, now),
+            0,
+            "no task, no count"
+        );
         let later = now + Duration::from_secs(61);
         assert_eq!(l.next(ErrorKind::CommunicationError, t, later), 0);
     }

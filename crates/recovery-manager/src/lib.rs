@@ -45,7 +45,10 @@
 //! until one succeeds with confidence above 0.5 or a result says not to continue.
 //!
 //! `retry_count` in the context counts the earlier recoveries of the same error kind and task
-//! within a window ([`DEFAULT_RETRY_WINDOW`], or [`RecoveryManager::with_retry_window`]).
+//! within a window ([`DEFAULT_RETRY_WINDOW`], or [`RecoveryManager::with_retry_window`]); a
+//! recovery that names no task starts at 0. The backoff strategy takes it as the retries
+//! already made, so a task that keeps failing moves along its delay schedule and, past
+//! `max_retries`, on to costlier strategies.
 //!
 //! # Concurrency
 //!

@@ -34,8 +34,8 @@ use crate::config::RecoveryConfig;
 ///     [healing]
 ///     default_rules = true
 ///     [[healing.rules]]
-///     rule_id = "reallocate_on_crash"
-///     error_pattern = "AgentNotFound"
+///     rule_id = "reallocate_on_conflict"
+///     error_pattern = "ResourceConflict"
 ///     healing_action = "ReallocateResources"
 ///     cooldown_duration = "30s"
 /// "#).unwrap();

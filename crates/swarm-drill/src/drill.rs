@@ -39,7 +39,8 @@ pub struct DrillOptions {
     pub duration_limit: Duration,
     /// Recovery settings (the manager's TOML file).
     pub settings: RecoverySettings,
-    /// Keep checkpoints here (default: a temporary directory, removed at the end).
+    /// Keep checkpoints here (over the settings' `[checkpoint] dir`; default: a temporary
+    /// directory, removed at the end).
     pub checkpoint_dir: Option<PathBuf>,
     /// Tasks in flight at once.
     pub in_flight: usize,
@@ -75,6 +76,14 @@ pub fn drill_settings() -> RecoverySettings {
         monitoring_interval: Duration::from_millis(100),
     };
     settings
+}
+
+/// A history long enough to hold every recovery of `tasks` tasks (at most about eight
+/// recoveries a task, since a task gives up after `max_attempts_per_task` runs).
+fn history_needed(tasks: u64) -> usize {
+    usize::try_from(tasks.saturating_mul(16))
+        .unwrap_or(usize::MAX)
+        .clamp(1_000, 10_000_000)
 }
 
 /// A drill that could not start.
@@ -153,17 +162,21 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
         .validate()
         .map_err(|e| DrillError::Usage(e.to_string()))?;
 
-    // Checkpoints: the settings' directory, else --checkpoint-dir, else a temporary one.
+    // Checkpoints: --checkpoint-dir, else the settings' directory, else a temporary one.
     let temp;
-    let dir = match (&options.settings.checkpoint.dir, &options.checkpoint_dir) {
+    let dir = match (&options.checkpoint_dir, &options.settings.checkpoint.dir) {
         (Some(d), _) | (None, Some(d)) => d.clone(),
         (None, None) => {
             temp = tempfile::tempdir().map_err(|e| DrillError::Setup(e.to_string()))?;
             temp.path().to_owned()
         }
     };
-    let file_store = FileStore::open(&dir)
-        .map_err(|e| DrillError::Setup(format!("checkpoint directory {}: {e}", dir.display())))?;
+    let file_store = FileStore::open(&dir).map_err(|e| {
+        DrillError::Usage(format!(
+            "the checkpoint directory {} cannot be used: {e}",
+            dir.display()
+        ))
+    })?;
     let store = Arc::new(CountingStore {
         inner: Arc::new(file_store),
         written: AtomicU64::new(0),
@@ -173,8 +186,18 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
         options.settings.checkpoint.max_checkpoints,
     )
     .map_err(|e| DrillError::Usage(e.to_string()))?;
-    let manager: RecoveryManager<SwarmCoordinator> = options
-        .settings
+    // The report counts recoveries from the manager's history, so it must hold them all.
+    let mut settings = options.settings.clone();
+    let needed = history_needed(options.tasks);
+    if settings.recovery.history_retention < needed {
+        tracing::info!(
+            from = settings.recovery.history_retention,
+            to = needed,
+            "history_retention raised so the report counts every recovery"
+        );
+        settings.recovery.history_retention = needed;
+    }
+    let manager: RecoveryManager<SwarmCoordinator> = settings
         .builder()
         .await
         .map_err(|e| DrillError::Usage(e.to_string()))?

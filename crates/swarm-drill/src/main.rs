@@ -53,7 +53,8 @@ struct Cli {
     /// [degradation], [healing]). Without it the drill's own defaults apply.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Keep checkpoints in this directory (default: a temporary one, removed at the end).
+    /// Keep checkpoints in this directory (over the config file's `[checkpoint] dir`; default: a
+    /// temporary one, removed at the end).
     #[arg(long, value_name = "DIR")]
     checkpoint_dir: Option<PathBuf>,
     /// Write the report as JSON to this file.

@@ -130,3 +130,49 @@ fn checkpoints_are_kept_in_the_directory_asked_for() {
     let files = std::fs::read_dir(dir.path()).unwrap().count();
     assert!(files >= 1, "the first checkpoint is on disk");
 }
+
+#[test]
+fn an_unusable_checkpoint_directory_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let out = drill()
+        .args(["--tasks", "10"])
+        .arg("--checkpoint-dir")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not-a-dir"));
+}
+
+#[test]
+fn a_config_file_with_a_short_history_still_counts_every_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recovery.toml");
+    std::fs::write(&path, "[recovery]\nhistory_retention = 10\n").unwrap();
+    let json = dir.path().join("report.json");
+    let out = drill()
+        .args([
+            "--agents",
+            "4",
+            "--tasks",
+            "400",
+            "--comm-error-rate",
+            "0.2",
+        ])
+        .arg("--config")
+        .arg(&path)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report["recovery_attempts"].as_u64().unwrap() > 10);
+}

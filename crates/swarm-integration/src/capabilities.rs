@@ -14,7 +14,8 @@ use crate::config::ADJUSTABLE_KEYS;
 use crate::coordinator::SwarmCoordinator;
 use crate::model::{AgentStatus, SwarmCheckpoint, SwarmEventKind, TaskState};
 
-/// How long a refused submitter is told to wait before trying again.
+/// How long a refused submitter is told to wait before trying again, without a degradation
+/// strategy to say otherwise.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// The components [`Healable::restart_component`] knows.
@@ -27,8 +28,12 @@ pub(crate) fn level_of(level: u8) -> DegradationLevel {
 
 /// Whether a task of `priority` is admitted at `level`, or the `Overloaded` refusal that says
 /// why and when to try again.
-pub(crate) fn admit(level: u8, priority: Priority) -> Result<(), SwarmError> {
-    level_of(level).admit(priority, None, RETRY_AFTER)
+pub(crate) fn admit(
+    level: u8,
+    priority: Priority,
+    retry_after: Duration,
+) -> Result<(), SwarmError> {
+    level_of(level).admit(priority, None, retry_after)
 }
 
 /// The run limit at `level` for a configured `max_parallel_tasks`.

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use recovery_core::{AgentId, RecoveryResult, SwarmError, SwarmResult, TaskId};
+use recovery_degradation::ResourceMonitor;
 use recovery_manager::RecoveryManager;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -150,6 +151,11 @@ pub struct SwarmCoordinator {
     level: AtomicU8,
     origin: Instant,
     counters: Counters,
+    /// The manager's resource monitor: the coordinator reports its registered agents as
+    /// connections and its runs in flight as active tasks.
+    monitor: Arc<ResourceMonitor>,
+    /// What a refused submitter is told to wait (the degradation policy's `retry_after`).
+    retry_after: Duration,
 }
 
 impl SwarmCoordinator {
@@ -204,11 +210,15 @@ impl SwarmCoordinator {
                 unfinished: 0,
             }),
             executor,
-            recovery_manager,
             agent_freed: Notify::new(),
             level: AtomicU8::new(0),
             origin: Instant::now(),
             counters: Counters::default(),
+            monitor: recovery_manager.resource_monitor(),
+            retry_after: recovery_manager
+                .degradation_strategy()
+                .map_or(crate::capabilities::RETRY_AFTER, |s| s.policy().retry_after),
+            recovery_manager,
         })
     }
 
@@ -283,6 +293,8 @@ impl SwarmCoordinator {
         inner.trust.insert(id, INITIAL_TRUST);
         inner.heartbeats.insert(id, Instant::now());
         self.push_event(&mut inner, SwarmEventKind::AgentRegistered(id));
+        self.monitor
+            .set_active_connections(inner.agents.len() as u64);
         drop(inner);
         self.agent_freed.notify_waiters();
         Ok(id)
@@ -306,6 +318,8 @@ impl SwarmCoordinator {
             release_task(&mut inner, task, agent);
         }
         self.push_event(&mut inner, SwarmEventKind::AgentDeregistered(agent));
+        self.monitor
+            .set_active_connections(inner.agents.len() as u64);
         Ok(())
     }
 
@@ -461,7 +475,7 @@ impl SwarmCoordinator {
     /// which level and when to try again); `SwarmSizeLimitExceeded` past `max_pending_tasks`.
     pub fn submit_task(&self, spec: TaskSpec) -> SwarmResult<TaskId> {
         let level = self.level.load(Ordering::Acquire);
-        if let Err(e) = crate::capabilities::admit(level, spec.priority) {
+        if let Err(e) = crate::capabilities::admit(level, spec.priority, self.retry_after) {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Err(e);
         }
@@ -533,6 +547,7 @@ impl SwarmCoordinator {
             return Ok(output);
         }
         let _permit = self.gate.acquire().await;
+        let _active = self.monitor.track_task();
         let (agent, task, run) = self.start_run(task_id).await?;
         let mut guard = RunGuard {
             coordinator: self,

@@ -352,3 +352,28 @@ async fn an_agent_holding_a_merely_assigned_task_can_be_taken_by_another() {
     assert_eq!(c.execute_task(a).await.unwrap(), b"ok");
     assert!(c.audit().is_empty(), "{:?}", c.audit());
 }
+
+#[tokio::test]
+async fn the_coordinator_reports_its_agents_and_runs_to_the_resource_monitor() {
+    let exec = script(|_| Step::Block);
+    let c = coordinator(SwarmConfig::default(), exec.clone());
+    let monitor = c.recovery_manager().resource_monitor();
+    let x = c.register_agent(AgentSpec::new("x", ["io"])).unwrap();
+    c.register_agent(AgentSpec::new("y", ["io"])).unwrap();
+    assert_eq!(monitor.get_usage().await.active_connections, 2);
+    c.deregister_agent(x).unwrap();
+    assert_eq!(monitor.get_usage().await.active_connections, 1);
+
+    let t = c.submit_task(TaskSpec::new("t")).unwrap();
+    let run = {
+        let c = Arc::clone(&c);
+        tokio::spawn(async move { c.execute_task(t).await })
+    };
+    while exec.runs.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(monitor.get_usage().await.active_tasks, 1);
+    exec.release.notify_one();
+    run.await.unwrap().unwrap();
+    assert_eq!(monitor.get_usage().await.active_tasks, 0);
+}
