@@ -172,6 +172,16 @@ impl SelfHealingStrategy {
                 });
             }
         }
+        if !pattern.kind.is_recoverable() {
+            // Accepted (a manager is not the only caller of `recover`), but a manager never runs
+            // a strategy for this kind, so say so where operators look.
+            tracing::warn!(
+                rule_id = %rule.rule_id,
+                kind = %pattern.kind,
+                "healing rule matches a non-recoverable error kind: a RecoveryManager never runs \
+                 strategies for it, so the rule fires only when `recover` is called directly"
+            );
+        }
         Ok(pattern)
     }
 
