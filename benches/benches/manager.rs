@@ -1,0 +1,148 @@
+//! The manager's dispatch overhead: a `recover` whose only strategy succeeds at once, against
+//! calling that strategy's `recover` directly, for one caller and for 64 concurrent callers.
+//!
+//! Both sides build the same owned error per call (the manager needs one), so the ratio is the
+//! manager's own work: choosing the strategy, a slot, the retry ledger, the history, the
+//! tracing event and the metrics.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use recovery_core::{
+    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError, async_trait,
+};
+use recovery_manager::{RecoveryConfig, RecoveryManager};
+use tokio::runtime::Runtime;
+
+/// A strategy that succeeds at once.
+struct Instant_;
+
+#[async_trait]
+impl RecoveryStrategy<()> for Instant_ {
+    fn strategy_id(&self) -> &str {
+        "instant"
+    }
+    fn description(&self) -> &str {
+        "succeeds at once"
+    }
+    async fn can_handle(&self, _: &SwarmError) -> bool {
+        true
+    }
+    async fn recover(&self, _: &RecoveryContext<()>, _: &SwarmError) -> RecoveryResult {
+        RecoveryResult::success(RecoveryAction::Custom("done".into()), "done")
+    }
+    async fn cost_estimate(&self) -> f64 {
+        0.1
+    }
+    async fn requires_external_resources(&self) -> bool {
+        false
+    }
+}
+
+fn error() -> SwarmError {
+    SwarmError::CommunicationError(black_box("connection reset").to_owned())
+}
+
+fn manager(slots: usize) -> Arc<RecoveryManager<()>> {
+    let manager = RecoveryManager::empty(RecoveryConfig {
+        max_concurrent_recoveries: slots,
+        ..RecoveryConfig::default()
+    })
+    .expect("a valid config");
+    let rt = recovery_benches::runtime();
+    rt.block_on(manager.add_strategy(Arc::new(Instant_)));
+    Arc::new(manager)
+}
+
+/// `callers` tasks share `iters` calls of `call` on `rt`; returns the time for all of them.
+fn concurrent<F, Fut>(rt: &Runtime, callers: u64, iters: u64, call: F) -> Duration
+where
+    F: Fn() -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let per = iters.div_ceil(callers);
+    rt.block_on(async {
+        let start = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..callers {
+            let call = call.clone();
+            set.spawn(async move {
+                for _ in 0..per {
+                    black_box(call().await);
+                }
+            });
+        }
+        while set.join_next().await.is_some() {}
+        // Report time per `iters` calls, whatever the rounding up above added.
+        start
+            .elapsed()
+            .mul_f64(iters as f64 / (per * callers) as f64)
+    })
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+
+    let mut g = c.benchmark_group("manager_dispatch");
+    let rt = recovery_benches::runtime();
+    let strategy = Instant_;
+    let context = RecoveryContext::new(Arc::new(()));
+    g.bench_function("direct", |b| {
+        b.to_async(&rt).iter(|| async {
+            let e = error();
+            black_box(strategy.recover(&context, &e).await.success)
+        })
+    });
+    let m = manager(3);
+    g.bench_function("manager", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = m.recover(Arc::new(()), error(), None, None).await;
+            black_box(r.map(|r| r.success).unwrap_or(false))
+        })
+    });
+    g.finish();
+
+    // Throughput as callers grow: the same total number of calls, shared by 1 or 64 tasks on a
+    // 2-worker runtime.
+    let mut g = c.benchmark_group("manager_callers");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let m = manager(64);
+    for callers in [1u64, 64] {
+        let m = Arc::clone(&m);
+        g.bench_function(format!("manager/{callers}"), |b| {
+            let m = Arc::clone(&m);
+            b.iter_custom(|iters| {
+                let m = Arc::clone(&m);
+                concurrent(&rt, callers, iters, move || {
+                    let m = Arc::clone(&m);
+                    async move {
+                        m.recover(Arc::new(()), error(), None, None)
+                            .await
+                            .map(|r| r.success)
+                            .unwrap_or(false)
+                    }
+                })
+            })
+        });
+    }
+    let strategy = Arc::new(Instant_);
+    let context = Arc::new(RecoveryContext::new(Arc::new(())));
+    g.bench_function("direct/64", |b| {
+        b.iter_custom(|iters| {
+            let (s, ctx) = (Arc::clone(&strategy), Arc::clone(&context));
+            concurrent(&rt, 64, iters, move || {
+                let (s, ctx) = (Arc::clone(&s), Arc::clone(&ctx));
+                async move { s.recover(&ctx, &error()).await.success }
+            })
+        })
+    });
+    g.finish();
+
+    c.final_summary();
+}
