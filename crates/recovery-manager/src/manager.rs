@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
+use metrics::SharedString;
 use recovery_core::{
     AgentId, RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError,
     SwarmResult, TaskId,
@@ -88,7 +89,7 @@ impl<T: ?Sized> RecoveryRequest<T> {
 /// See the [crate docs](crate) for an example, the selection rules, and the metric names.
 pub struct RecoveryManager<T: ?Sized + Send + Sync + 'static> {
     config: RecoveryConfig,
-    strategies: RwLock<Arc<[Arc<dyn RecoveryStrategy<T>>]>>,
+    strategies: RwLock<Arc<[Registered<T>]>>,
     semaphore: Arc<Semaphore>,
     history: Mutex<History>,
     ledger: Mutex<RetryLedger>,
@@ -98,6 +99,29 @@ pub struct RecoveryManager<T: ?Sized + Send + Sync + 'static> {
     )]
     pub(crate) parts: Parts,
     attached: Mutex<Option<Weak<T>>>,
+}
+
+/// A registered strategy and its id, shared so that labelling a metric or a span with it
+/// allocates nothing.
+struct Registered<T: ?Sized> {
+    strategy: Arc<dyn RecoveryStrategy<T>>,
+    id: Arc<str>,
+}
+
+impl<T: ?Sized> Clone for Registered<T> {
+    fn clone(&self) -> Self {
+        Self {
+            strategy: Arc::clone(&self.strategy),
+            id: Arc::clone(&self.id),
+        }
+    }
+}
+
+impl<T: ?Sized + Send + Sync> Registered<T> {
+    fn new(strategy: Arc<dyn RecoveryStrategy<T>>) -> Self {
+        let id = Arc::from(strategy.strategy_id());
+        Self { strategy, id }
+    }
 }
 
 fn lock<G>(m: &Mutex<G>) -> std::sync::MutexGuard<'_, G> {
@@ -142,7 +166,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
         let mut v: Vec<_> = list.iter().cloned().collect();
-        v.push(strategy);
+        v.push(Registered::new(strategy));
         *list = Arc::from(v);
     }
 
@@ -177,7 +201,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         let mut list: Vec<_> = guard.iter().cloned().collect();
-        list.push(strategy);
+        list.push(Registered::new(strategy));
         *guard = Arc::from(list);
     }
 
@@ -189,7 +213,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             .unwrap_or_else(PoisonError::into_inner);
         let list: Vec<_> = guard
             .iter()
-            .filter(|s| s.strategy_id() != strategy_id)
+            .filter(|s| &*s.id != strategy_id)
             .cloned()
             .collect();
         let removed = list.len() != guard.len();
@@ -201,11 +225,11 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
     pub fn strategy_ids(&self) -> Vec<String> {
         self.current_strategies()
             .iter()
-            .map(|s| s.strategy_id().to_owned())
+            .map(|s| s.id.to_string())
             .collect()
     }
 
-    fn current_strategies(&self) -> Arc<[Arc<dyn RecoveryStrategy<T>>]> {
+    fn current_strategies(&self) -> Arc<[Registered<T>]> {
         Arc::clone(
             &self
                 .strategies
@@ -284,24 +308,26 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 .increment(1);
             let result =
                 RecoveryResult::manual_intervention(format!("{kind} is not recoverable: {error}"));
-            self.record(&attempt, NO_STRATEGY, &result);
+            self.record(&attempt, SharedString::const_str(NO_STRATEGY), &result);
             return Ok(result);
         }
 
-        attempt.retry_count = lock(&self.ledger).next(kind, failed_task_id, Instant::now());
+        // Only a recovery that names its task has earlier ones to count (no clock read otherwise).
+        if failed_task_id.is_some() {
+            attempt.retry_count = lock(&self.ledger).next(kind, failed_task_id, Instant::now());
+        }
 
         let strategies = self.current_strategies();
-        let mut candidates: Vec<&Arc<dyn RecoveryStrategy<T>>> =
-            Vec::with_capacity(strategies.len());
+        let mut candidates: Vec<&Registered<T>> = Vec::with_capacity(strategies.len());
         for s in strategies.iter() {
-            if s.can_handle(&error).await {
+            if s.strategy.can_handle(&error).await {
                 candidates.push(s);
             }
         }
         if candidates.len() > 1 {
             let mut costed = Vec::with_capacity(candidates.len());
             for (order, s) in candidates.into_iter().enumerate() {
-                costed.push((s.cost_estimate().await, order, s));
+                costed.push((s.strategy.cost_estimate().await, order, s));
             }
             costed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             candidates = costed.into_iter().map(|(_, _, s)| s).collect();
@@ -312,7 +338,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 format!("no registered strategy can handle {kind}"),
             )
             .with_continue_recovery(false);
-            self.record(&attempt, NO_STRATEGY, &result);
+            self.record(&attempt, SharedString::const_str(NO_STRATEGY), &result);
             return Ok(result);
         }
 
@@ -332,23 +358,28 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             .with_retry_count(attempt.retry_count)
             .with_sleeper(slot);
         context.error_timestamp = error_timestamp;
-        context
-            .metadata
-            .insert("recovery_id".to_owned(), recovery_id.to_string());
 
-        let mut tried: Vec<&str> = Vec::with_capacity(candidates.len());
+        // Only needed (and allocated) when more than one strategy may run.
+        let mut tried: Vec<&str> = Vec::new();
+        let several = candidates.len() > 1;
         let mut last: Option<RecoveryResult> = None;
-        for strategy in candidates {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+        for registered in candidates {
+            let started = Instant::now();
+            if deadline.is_some_and(|d| started >= d) {
                 break;
             }
-            let started = Instant::now();
-            let mut result = strategy.recover(&context, &error).await;
+            let mut result = registered.strategy.recover(&context, &error).await;
             if result.recovery_duration.is_zero() {
                 result.recovery_duration = started.elapsed();
             }
-            self.record(&attempt, strategy.strategy_id(), &result);
-            tried.push(strategy.strategy_id());
+            self.record(
+                &attempt,
+                SharedString::from_shared(Arc::clone(&registered.id)),
+                &result,
+            );
+            if several {
+                tried.push(&registered.id);
+            }
             let done = (result.success && result.confidence > 0.5) || !result.continue_recovery;
             last = Some(result);
             if done {
@@ -371,12 +402,12 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
         }
     }
 
-    fn record(&self, a: &AttemptRecord<'_>, strategy_id: &str, result: &RecoveryResult) {
+    fn record(&self, a: &AttemptRecord<'_>, strategy_id: SharedString, result: &RecoveryResult) {
         let id = Uuid::new_v4();
         let kind = a.error.kind();
         tracing::info!(
             recovery_attempt_id = %id,
-            strategy_used = strategy_id,
+            strategy_used = &*strategy_id,
             error_type = %a.error,
             success = result.success,
             confidence = result.confidence,
@@ -386,18 +417,18 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
         let outcome = if result.success { "success" } else { "failure" };
         metrics::counter!(
             names::ATTEMPTS,
-            "strategy" => strategy_id.to_owned(),
+            "strategy" => strategy_id.clone(),
             "error_kind" => kind.as_str(),
             "outcome" => outcome,
         )
         .increment(1);
-        metrics::histogram!(names::DURATION, "strategy" => strategy_id.to_owned())
+        metrics::histogram!(names::DURATION, "strategy" => strategy_id.clone())
             .record(result.recovery_duration.as_secs_f64());
         lock(&self.history).push(RecoveryAttempt {
             id,
             recovery_id: a.recovery_id,
             timestamp: SystemTime::now(),
-            strategy_id: strategy_id.to_owned(),
+            strategy_id: strategy_id.to_string(),
             error: a.error.clone(),
             failed_task_id: a.failed_task_id,
             failed_agent_id: a.failed_agent_id,
