@@ -376,6 +376,40 @@ async fn memory_pressure_refuses_low_priority_work_and_lifts_when_it_falls() {
     assert_no_task_lost(&c);
 }
 
+/// The same with the default manager, through the degradation strategy's monitoring step:
+/// memory pressure raises the level (Low refused), and the step after it falls lowers it.
+#[tokio::test(start_paused = true)]
+async fn memory_pressure_through_the_default_managers_degradation_step() {
+    let c = SwarmCoordinator::new(SwarmConfig::default(), Scripted::new([])).unwrap();
+    c.register_agent(AgentSpec::new("a", no_caps())).unwrap();
+    let degradation = c.recovery_manager().degradation_strategy().unwrap().clone();
+    let monitor = c.recovery_manager().resource_monitor();
+
+    monitor.update_memory_usage(0.95);
+    let change = degradation.step(c.as_ref()).await.unwrap().unwrap();
+    assert_eq!(
+        (change.from, change.to),
+        (DegradationLevel::Normal, DegradationLevel::Critical)
+    );
+    let refused = c
+        .submit_task(TaskSpec::new("batch").with_priority(Priority::Low))
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Overloaded);
+    let critical = c
+        .submit_task(TaskSpec::new("health").with_priority(Priority::Critical))
+        .unwrap();
+    c.execute_task_with_recovery(critical).await.unwrap();
+
+    monitor.update_memory_usage(0.1);
+    let change = degradation.step(c.as_ref()).await.unwrap().unwrap();
+    assert_eq!(change.to, DegradationLevel::Normal);
+    let low = c
+        .submit_task(TaskSpec::new("batch").with_priority(Priority::Low))
+        .unwrap();
+    c.execute_task_with_recovery(low).await.unwrap();
+    assert_no_task_lost(&c);
+}
+
 /// The executor reports a protocol mismatch: no strategy runs, the task fails for good with a
 /// reason that says why, and the recovery history asks for manual intervention.
 #[tokio::test(start_paused = true)]
