@@ -436,27 +436,17 @@ async fn a_non_recoverable_error_fails_the_task_and_asks_for_manual_intervention
     }
     assert_eq!(exec.runs().len(), 1, "not re-run");
 
-    // `execute_task_with_recovery` stops at a non-recoverable error without calling the
-    // manager (so the history has no entry for it yet); handing the error to the manager, as
-    // the spec's manual recovery does, records the request for manual intervention and runs
-    // no strategy.
-    let result = c
-        .recover_from_error(
-            SwarmError::ProtocolMismatch("agent speaks v1, coordinator v3".into()),
-            Some(task),
-            Some(agent),
-        )
-        .await
-        .unwrap();
-    assert!(!result.success && !result.continue_recovery);
-    assert!(matches!(
-        result.action,
-        RecoveryAction::ManualInterventionRequired { .. }
-    ));
+    // The error went to the manager, which ran no strategy and asked for manual intervention.
     let history = c.recovery_manager().get_recovery_history().await;
+    assert_eq!(history.len(), 1, "{history:?}");
     let last = history.last().unwrap();
     assert_eq!(last.strategy_id, NO_STRATEGY);
     assert_eq!(last.failed_task_id, Some(task));
+    assert_eq!(last.failed_agent_id, Some(agent));
+    assert!(matches!(
+        last.result.action,
+        RecoveryAction::ManualInterventionRequired { .. }
+    ));
     assert!(last.result.action_taken.contains("manual intervention"));
     assert!(
         history.iter().all(|h| h.strategy_id == NO_STRATEGY),

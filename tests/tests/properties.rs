@@ -63,7 +63,7 @@ struct Chaos {
     running_agents: Mutex<HashMap<AgentId, TaskId>>,
     violations: Mutex<Vec<String>>,
     /// An agent that starts a task while the cancelled future of its previous run is still
-    /// alive. Observed after a restore; recorded, not asserted (the invariant is per task).
+    /// alive (after a restore, or a crash and a heartbeat): must never happen.
     agent_overlaps: Mutex<Vec<String>>,
     coordinator: OnceLock<Weak<SwarmCoordinator>>,
 }
@@ -100,8 +100,6 @@ impl AgentExecutor for Chaos {
             .unwrap()
             .insert(agent.id, task.id)
         {
-            // Not asserted (see `agent_overlaps`): a restore makes a busy agent idle while the
-            // cancelled run's future has not yet been dropped.
             self.agent_overlaps.lock().unwrap().push(format!(
                 "agent {} started task {} while running task {other}",
                 agent.id, task.id
@@ -314,6 +312,8 @@ fn run_case(ops: Vec<Op>, script: Vec<Fault>) -> Result<(), TestCaseError> {
         prop_assert!(audit.is_empty(), "{:?}", audit);
         let violations = chaos.violations.lock().unwrap().clone();
         prop_assert!(violations.is_empty(), "{:?}", violations);
+        let overlaps = chaos.agent_overlaps.lock().unwrap().clone();
+        prop_assert!(overlaps.is_empty(), "{:?}", overlaps);
         Ok(())
     })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use recovery_backoff::{Retry, RetryRequest};
 use recovery_checkpoint::Checkpointable;
-use recovery_core::{AgentId, Priority, SwarmError, TaskId, async_trait};
+use recovery_core::{AgentId, ErrorKind, Priority, SwarmError, TaskId, async_trait};
 use recovery_degradation::{Degradable, DegradationLevel};
 use recovery_healing::{ConfigPatch, ConfigPatchError, ConfigValue, Healable, RestartError};
 
@@ -41,13 +41,23 @@ pub(crate) fn scaled_limit(level: u8, max_parallel_tasks: usize) -> usize {
     level_of(level).scaled_limit(max_parallel_tasks).max(1)
 }
 
-/// Retry re-runs the failed task (on another agent if its agent failed). Without a task it
-/// re-establishes contact: it checks heartbeats and succeeds only if a healthy agent remains.
+/// Retry re-runs the failed task (on another agent if its agent failed). Without a task, for a
+/// communication error or a timeout, it re-establishes contact: it checks heartbeats and
+/// succeeds only if a healthy agent remains; any other task-less error it returns unchanged.
 #[async_trait]
 impl Retry for SwarmCoordinator {
     async fn retry(&self, request: RetryRequest) -> Result<(), SwarmError> {
         match request.failed_task_id {
             Some(task) => self.execute_task(task).await.map(drop),
+            // Without a task there is no operation to re-run; for a lost connection or a timeout,
+            // re-establishing contact is the retry. Any other error is not fixed by a retry.
+            None if !matches!(
+                request.error.kind(),
+                ErrorKind::CommunicationError | ErrorKind::CoordinationTimeout
+            ) =>
+            {
+                Err(request.error)
+            }
             None => {
                 self.check_heartbeats();
                 let healthy = self

@@ -29,6 +29,9 @@ const INITIAL_TRUST: f64 = 0.5;
 #[derive(Debug)]
 struct Run {
     attempt: u32,
+    /// The agent the run is on: it takes no other task until this run has ended, even if it
+    /// was cancelled (the executor's future may still be running until it is dropped).
+    agent: AgentId,
     cancel: CancellationToken,
 }
 
@@ -500,6 +503,7 @@ impl SwarmCoordinator {
                 state: TaskState::Pending,
                 attempts: 0,
                 last_error: None,
+                last_agent: None,
                 sequence,
             },
         );
@@ -660,6 +664,7 @@ impl SwarmCoordinator {
                         let agent = agent.clone();
                         let task = inner.tasks.get_mut(&task_id).expect("checked above");
                         task.attempts = attempt;
+                        task.last_agent = Some(agent_id);
                         task.state = TaskState::Running {
                             agent: agent_id,
                             attempt,
@@ -670,6 +675,7 @@ impl SwarmCoordinator {
                             task_id,
                             Run {
                                 attempt,
+                                agent: agent_id,
                                 cancel: cancel.clone(),
                             },
                         );
@@ -837,12 +843,16 @@ impl SwarmCoordinator {
                 }
                 Err(e) => e,
             };
+            let agent = self.last_agent_of(task_id);
             if !error.is_recoverable() {
-                let reason = format!("not recoverable: {error}");
+                // The manager records it and says manual intervention is required.
+                let result = self
+                    .recover_from_error(error.clone(), Some(task_id), agent)
+                    .await?;
+                let reason = format!("not recoverable: {error} ({})", result.action_taken);
                 self.fail_task(task_id, reason.clone());
                 return Err(self.failure_of(task_id, reason));
             }
-            let agent = self.last_agent_of(task_id);
             let result = self
                 .recover_from_error(error.clone(), Some(task_id), agent)
                 .await?;
@@ -874,9 +884,10 @@ impl SwarmCoordinator {
 
     fn last_agent_of(&self, task: TaskId) -> Option<AgentId> {
         let inner = self.lock();
-        match inner.tasks.get(&task)?.state {
+        let info = inner.tasks.get(&task)?;
+        match info.state {
             TaskState::Assigned { agent } | TaskState::Running { agent, .. } => Some(agent),
-            _ => None,
+            _ => info.last_agent,
         }
     }
 
@@ -1208,8 +1219,10 @@ fn pick_agent(inner: &Inner, task: &TaskInfo) -> Result<AgentId, Option<SwarmErr
     // merely assigned to it (after a crash, a restore) does not reserve it: waiting for such a
     // task's owner while that owner waits for an agent could deadlock, so the agent may be
     // taken and the assigned task goes back to pending.
+    let in_flight: Vec<AgentId> = inner.runs.values().map(|r| r.agent).collect();
     let free = |a: &AgentInfo| {
         a.status == AgentStatus::Idle
+            && !in_flight.contains(&a.id)
             && a.current_task.is_none_or(|t| {
                 t == task.id
                     || !inner

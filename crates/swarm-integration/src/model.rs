@@ -155,6 +155,9 @@ pub struct TaskInfo {
     pub attempts: u32,
     /// The error of the latest failed run, if any.
     pub last_error: Option<String>,
+    /// The agent of the latest run, if any run started.
+    #[serde(default)]
+    pub last_agent: Option<AgentId>,
     /// Submission order, used to run equal priorities first-come first-served.
     pub sequence: u64,
 }
