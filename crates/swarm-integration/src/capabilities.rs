@@ -91,21 +91,24 @@ impl Checkpointable for SwarmCoordinator {
     }
 
     /// A restore keeps tasks submitted after the checkpoint and tasks that finished after it
-    /// (so no task is lost), and work may resume the moment the lock is released. So: the
-    /// configuration, metadata, trust scores and agents equal the checkpoint's, and every task
-    /// of the checkpoint is there with its spec, either in its checkpointed state, finished, or
-    /// already run again since.
+    /// (so no task is lost), and on a multi-threaded runtime work resumes on other threads the
+    /// moment the restore releases its lock, moving agents' statuses and trust scores. So: the
+    /// configuration and metadata equal the checkpoint's, the same agents (names and
+    /// capabilities) and trust entries are there, and every task of the checkpoint is there
+    /// with its spec, either in its checkpointed state, finished, or run again since.
     fn is_restored(&self, checkpoint: &SwarmCheckpoint, current: &SwarmCheckpoint) -> bool {
         let agents_match = checkpoint.agents.len() == current.agents.len()
             && checkpoint.agents.iter().all(|(id, a)| {
-                current.agents.get(id).is_some_and(|c| {
-                    c.name == a.name
-                        && c.capabilities == a.capabilities
-                        && (c.status == a.status
-                            || matches!(c.status, AgentStatus::Busy | AgentStatus::Idle)
-                                && matches!(a.status, AgentStatus::Busy | AgentStatus::Idle))
-                })
+                current
+                    .agents
+                    .get(id)
+                    .is_some_and(|c| c.name == a.name && c.capabilities == a.capabilities)
             });
+        let trust_match = checkpoint.trust_scores.len() == current.trust_scores.len()
+            && checkpoint
+                .trust_scores
+                .keys()
+                .all(|id| current.trust_scores.contains_key(id));
         let tasks_match = checkpoint.tasks.iter().all(|(id, t)| {
             current.tasks.get(id).is_some_and(|c| {
                 c.spec == t.spec
@@ -117,8 +120,8 @@ impl Checkpointable for SwarmCoordinator {
         });
         checkpoint.config == current.config
             && checkpoint.metadata == current.metadata
-            && checkpoint.trust_scores == current.trust_scores
             && agents_match
+            && trust_match
             && tasks_match
     }
 }
