@@ -71,12 +71,17 @@ pub struct RecoveryContext<T: ?Sized> {
 impl<T: ?Sized> RecoveryContext<T> {
     /// A context for `target` with no task, no agent, `retry_count` 0 and the current time.
     pub fn new(target: Arc<T>) -> Self {
+        Self::at(target, SystemTime::now())
+    }
+
+    /// A context for `target` whose error happened at `error_timestamp` (no clock read).
+    pub fn at(target: Arc<T>, error_timestamp: SystemTime) -> Self {
         Self {
             target,
             failed_task_id: None,
             failed_agent_id: None,
             retry_count: 0,
-            error_timestamp: SystemTime::now(),
+            error_timestamp,
             metadata: HashMap::new(),
             sleeper: None,
         }

@@ -48,8 +48,8 @@ pub struct RecoveryRequest<T: ?Sized> {
     pub failed_agent_id: Option<AgentId>,
     /// Past this instant no further strategy starts (one already running is not interrupted).
     pub deadline: Option<Instant>,
-    /// When the error happened (defaults to now).
-    pub error_timestamp: SystemTime,
+    /// When the error happened; `None` (the default) means when the recovery starts.
+    pub error_timestamp: Option<SystemTime>,
 }
 
 impl<T: ?Sized> RecoveryRequest<T> {
@@ -61,8 +61,14 @@ impl<T: ?Sized> RecoveryRequest<T> {
             failed_task_id: None,
             failed_agent_id: None,
             deadline: None,
-            error_timestamp: SystemTime::now(),
+            error_timestamp: None,
         }
+    }
+
+    /// Say when the error happened (by default, when the recovery starts).
+    pub fn with_error_timestamp(mut self, at: SystemTime) -> Self {
+        self.error_timestamp = Some(at);
+        self
     }
 
     /// Name the failed task.
@@ -294,6 +300,10 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             deadline,
             error_timestamp,
         } = request;
+        // The clock is read here, then once as each strategy starts and ends.
+        let wall = SystemTime::now();
+        let t0 = Instant::now();
+        let error_timestamp = error_timestamp.unwrap_or(wall);
         let kind = error.kind();
         let mut attempt = AttemptRecord {
             recovery_id,
@@ -308,13 +318,18 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 .increment(1);
             let result =
                 RecoveryResult::manual_intervention(format!("{kind} is not recoverable: {error}"));
-            self.record(&attempt, SharedString::const_str(NO_STRATEGY), &result);
+            self.record(
+                &attempt,
+                SharedString::const_str(NO_STRATEGY),
+                &result,
+                wall,
+            );
             return Ok(result);
         }
 
         // Only a recovery that names its task has earlier ones to count (no clock read otherwise).
         if failed_task_id.is_some() {
-            attempt.retry_count = lock(&self.ledger).next(kind, failed_task_id, Instant::now());
+            attempt.retry_count = lock(&self.ledger).next(kind, failed_task_id, t0);
         }
 
         let strategies = self.current_strategies();
@@ -338,7 +353,12 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 format!("no registered strategy can handle {kind}"),
             )
             .with_continue_recovery(false);
-            self.record(&attempt, SharedString::const_str(NO_STRATEGY), &result);
+            self.record(
+                &attempt,
+                SharedString::const_str(NO_STRATEGY),
+                &result,
+                wall,
+            );
             return Ok(result);
         }
 
@@ -352,12 +372,11 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 })?,
             None => Slot::acquire(&self.semaphore).await,
         };
-        let mut context = RecoveryContext::new(target)
+        let context = RecoveryContext::at(target, error_timestamp)
             .with_task(failed_task_id)
             .with_agent(failed_agent_id)
             .with_retry_count(attempt.retry_count)
             .with_sleeper(slot);
-        context.error_timestamp = error_timestamp;
 
         // Only needed (and allocated) when more than one strategy may run.
         let mut tried: Vec<&str> = Vec::new();
@@ -369,13 +388,15 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 break;
             }
             let mut result = registered.strategy.recover(&context, &error).await;
+            let ended = Instant::now();
             if result.recovery_duration.is_zero() {
-                result.recovery_duration = started.elapsed();
+                result.recovery_duration = ended - started;
             }
             self.record(
                 &attempt,
                 SharedString::from_shared(Arc::clone(&registered.id)),
                 &result,
+                wall + (ended - t0),
             );
             if several {
                 tried.push(&registered.id);
@@ -402,7 +423,13 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
         }
     }
 
-    fn record(&self, a: &AttemptRecord<'_>, strategy_id: SharedString, result: &RecoveryResult) {
+    fn record(
+        &self,
+        a: &AttemptRecord<'_>,
+        strategy_id: SharedString,
+        result: &RecoveryResult,
+        timestamp: SystemTime,
+    ) {
         let id = Uuid::new_v4();
         let kind = a.error.kind();
         tracing::info!(
@@ -427,7 +454,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
         lock(&self.history).push(RecoveryAttempt {
             id,
             recovery_id: a.recovery_id,
-            timestamp: SystemTime::now(),
+            timestamp,
             strategy_id: strategy_id.to_string(),
             error: a.error.clone(),
             failed_task_id: a.failed_task_id,
