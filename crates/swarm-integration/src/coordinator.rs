@@ -749,19 +749,9 @@ impl SwarmCoordinator {
                 run.task, run.agent
             )))
         });
-        let agent = inner.agents.get_mut(&run.agent);
         match &result {
             Ok(output) => {
-                if let Some(a) = agent {
-                    a.completed += 1;
-                    if a.status == AgentStatus::Busy {
-                        a.status = AgentStatus::Idle;
-                    }
-                    a.current_task = None;
-                }
-                if let Some(t) = inner.trust.get_mut(&run.agent) {
-                    *t = (*t + TRUST_REWARD).min(1.0);
-                }
+                free_agent_after_run(inner, run.agent, true);
                 let task = inner
                     .tasks
                     .get_mut(&run.task)
@@ -774,16 +764,7 @@ impl SwarmCoordinator {
                 self.push_event(inner, SwarmEventKind::TaskCompleted(run.task));
             }
             Err(e) => {
-                if let Some(a) = agent {
-                    a.failures += 1;
-                    if a.status == AgentStatus::Busy {
-                        a.status = AgentStatus::Idle;
-                    }
-                    a.current_task = None;
-                }
-                if let Some(t) = inner.trust.get_mut(&run.agent) {
-                    *t = (*t - TRUST_PENALTY).max(0.0);
-                }
+                free_agent_after_run(inner, run.agent, false);
                 let task = inner
                     .tasks
                     .get_mut(&run.task)
@@ -1192,6 +1173,29 @@ impl SwarmCoordinator {
         }
         self.apply_parallelism();
         Ok(())
+    }
+}
+
+/// The agent of a fresh run that ended: count the outcome, free it (unless it was declared
+/// failed or quarantined meanwhile) and move its trust score.
+fn free_agent_after_run(inner: &mut Inner, agent: AgentId, succeeded: bool) {
+    if let Some(a) = inner.agents.get_mut(&agent) {
+        if succeeded {
+            a.completed += 1;
+        } else {
+            a.failures += 1;
+        }
+        if a.status == AgentStatus::Busy {
+            a.status = AgentStatus::Idle;
+        }
+        a.current_task = None;
+    }
+    if let Some(t) = inner.trust.get_mut(&agent) {
+        *t = if succeeded {
+            (*t + TRUST_REWARD).min(1.0)
+        } else {
+            (*t - TRUST_PENALTY).max(0.0)
+        };
     }
 }
 
