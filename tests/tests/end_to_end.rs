@@ -5,103 +5,20 @@
 //! with a reason, nothing is unfinished, and `audit()` finds nothing wrong.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use recovery_backoff::{BackoffConfig, ExponentialBackoffStrategy};
 use recovery_core::{AgentId, ErrorKind, Priority, RecoveryAction, SwarmError, TaskId};
 use recovery_degradation::{Degradable, DegradationLevel};
 use recovery_manager::{NO_STRATEGY, RecoveryConfig, RecoveryManager};
 use swarm_integration::{
-    AgentExecutor, AgentInfo, AgentSpec, AgentStatus, SwarmCheckpoint, SwarmConfig,
-    SwarmCoordinator, SwarmEventKind, TaskInfo, TaskSpec, TaskState,
+    AgentSpec, AgentStatus, SwarmCheckpoint, SwarmConfig, SwarmCoordinator, SwarmEventKind,
+    TaskSpec, TaskState,
 };
-use tokio::sync::Notify;
 use tokio::time::Instant;
-
-/// What one run does.
-#[derive(Clone)]
-enum Step {
-    Ok,
-    Fail(SwarmError),
-    /// Hang until `release` is notified (an agent that stopped answering), then answer.
-    Block,
-}
-
-/// One run, as the executor saw it.
-#[derive(Debug, Clone)]
-struct Run {
-    at: Instant,
-    agent: AgentId,
-    task: TaskId,
-}
-
-/// Follows a script, one step per run (then succeeds), and records every run.
-struct Scripted {
-    steps: Mutex<Vec<Step>>,
-    runs: Mutex<Vec<Run>>,
-    late_answers: AtomicU32,
-    release: Notify,
-}
-
-impl Scripted {
-    fn new(steps: impl IntoIterator<Item = Step>) -> Arc<Self> {
-        let mut steps: Vec<Step> = steps.into_iter().collect();
-        steps.reverse();
-        Arc::new(Self {
-            steps: Mutex::new(steps),
-            runs: Mutex::new(Vec::new()),
-            late_answers: AtomicU32::new(0),
-            release: Notify::new(),
-        })
-    }
-
-    fn runs(&self) -> Vec<Run> {
-        self.runs.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl AgentExecutor for Scripted {
-    async fn execute(&self, agent: &AgentInfo, task: &TaskInfo) -> Result<Vec<u8>, SwarmError> {
-        self.runs.lock().unwrap().push(Run {
-            at: Instant::now(),
-            agent: agent.id,
-            task: task.id,
-        });
-        let step = self.steps.lock().unwrap().pop().unwrap_or(Step::Ok);
-        match step {
-            Step::Ok => Ok(task.spec.name.as_bytes().to_vec()),
-            Step::Fail(e) => Err(e),
-            Step::Block => {
-                self.release.notified().await;
-                self.late_answers.fetch_add(1, Ordering::SeqCst);
-                Ok(b"late answer of a crashed agent".to_vec())
-            }
-        }
-    }
-}
-
-fn no_caps() -> [&'static str; 0] {
-    []
-}
-
-/// No task lost: every task completed or failed with a reason, and the invariants hold.
-fn assert_no_task_lost(c: &SwarmCoordinator) {
-    for t in c.tasks() {
-        match &t.state {
-            TaskState::Completed { .. } => {}
-            TaskState::Failed { reason } => assert!(!reason.is_empty(), "{t:?}"),
-            other => panic!("task {} ended {other:?}", t.id),
-        }
-    }
-    let stats = c.stats();
-    assert_eq!(stats.unfinished, 0, "{stats:?}");
-    assert_eq!(stats.completed + stats.failed, stats.submitted, "{stats:?}");
-    assert!(c.audit().is_empty(), "{:?}", c.audit());
-}
+use workspace_tests::{Scripted, Step, assert_no_task_lost, no_caps};
 
 async fn wait_until_running(c: &SwarmCoordinator, task: TaskId) -> AgentId {
     loop {

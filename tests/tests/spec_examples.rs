@@ -20,60 +20,11 @@ use recovery_core::{
 use recovery_degradation::{DegradationConfig, GracefulDegradationStrategy};
 use recovery_manager::{NO_STRATEGY, RecoveryConfig, RecoveryManager};
 use swarm_integration::{
-    AgentExecutor, AgentInfo, AgentSpec, AgentStatus, SwarmCheckpoint, SwarmConfig,
-    SwarmCoordinator, TaskInfo, TaskSpec, TaskState,
+    AgentSpec, AgentStatus, SwarmCheckpoint, SwarmConfig, SwarmCoordinator, TaskSpec, TaskState,
 };
-use tokio::sync::Notify;
+use workspace_tests::{Scripted, Step, no_caps};
 
 // ----- shared fakes ----------------------------------------------------------------------------
-
-/// What one run of the scripted executor does.
-#[derive(Clone)]
-enum Step {
-    Ok,
-    Fail(SwarmError),
-    /// Wait until `release` is notified, then succeed.
-    Block,
-}
-
-/// An executor that follows a script, one step per run (then succeeds), and counts runs.
-struct Scripted {
-    steps: Mutex<Vec<Step>>,
-    runs: AtomicU32,
-    release: Notify,
-}
-
-impl Scripted {
-    fn new(steps: impl IntoIterator<Item = Step>) -> Arc<Self> {
-        let mut steps: Vec<Step> = steps.into_iter().collect();
-        steps.reverse();
-        Arc::new(Self {
-            steps: Mutex::new(steps),
-            runs: AtomicU32::new(0),
-            release: Notify::new(),
-        })
-    }
-
-    fn runs(&self) -> u32 {
-        self.runs.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl AgentExecutor for Scripted {
-    async fn execute(&self, _agent: &AgentInfo, task: &TaskInfo) -> Result<Vec<u8>, SwarmError> {
-        self.runs.fetch_add(1, Ordering::SeqCst);
-        let step = self.steps.lock().unwrap().pop().unwrap_or(Step::Ok);
-        match step {
-            Step::Ok => Ok(task.spec.payload.to_ascii_uppercase()),
-            Step::Fail(e) => Err(e),
-            Step::Block => {
-                self.release.notified().await;
-                Ok(task.spec.payload.to_ascii_uppercase())
-            }
-        }
-    }
-}
 
 /// The spec's `MyCustomStrategy`: the cheapest strategy for failed transactions. It "replays
 /// the transaction log" by recording, in the coordinator's metadata, that it ran, which a test
@@ -128,10 +79,6 @@ impl RecoveryStrategy<SwarmCoordinator> for MyCustomStrategy {
     async fn requires_external_resources(&self) -> bool {
         false
     }
-}
-
-fn no_caps() -> [&'static str; 0] {
-    []
 }
 
 fn config() -> SwarmConfig {
@@ -241,7 +188,7 @@ async fn manual_recovery_attempt() -> Result<(), SwarmError> {
     assert!(!result.action_taken.is_empty());
     assert_eq!(result.action, RecoveryAction::Retried { attempts: 1 });
     // The task really re-ran, and completed.
-    assert_eq!(executor.runs(), 2);
+    assert_eq!(executor.runs().len(), 2);
     assert_eq!(
         coordinator.task(task_id).unwrap().state,
         TaskState::Completed {
