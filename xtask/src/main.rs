@@ -154,6 +154,8 @@ fn crash_test(args: &[String]) -> cmd::Result {
 
 fn drill(args: &[String]) -> cmd::Result {
     let mut cargo_args = vec!["run", "--quiet", "--release", "-p", "swarm-drill", "--"];
+    // `cargo xtask drill -- --seed 7` and `cargo xtask drill --seed 7` mean the same.
+    let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
     cargo_args.extend(args.iter().map(String::as_str));
     cmd::cargo(&cargo_args)
 }
