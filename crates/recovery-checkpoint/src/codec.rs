@@ -17,6 +17,10 @@
 //!   allocated for it, and hands serde a capacity hint no larger than a fraction of those bytes;
 //! - refuses trailing bytes after the state.
 //!
+//! It reads through bincode's borrowing decoder, as `bincode::serde::decode_from_slice` does:
+//! strings and byte fields (uuids) reach serde as slices of the payload, with no temporary
+//! buffer per field, so a guarded decode costs little more than a raw one.
+//!
 //! The one consequence for state types: a collection of zero-sized elements (`Vec<()>`) longer
 //! than the bytes that follow it is refused. Checkpoint states have no such fields.
 
@@ -24,10 +28,12 @@ use std::cell::Cell;
 use std::fmt;
 
 use bincode::config::{self, Config};
-use bincode::de::read::Reader;
+use bincode::de::read::{BorrowReader, Reader};
+use bincode::de::{BorrowDecode, DecoderImpl};
 use bincode::error::DecodeError;
+use bincode::serde::BorrowCompat;
 use serde::Serialize;
-use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, Visitor};
+use serde::de::{self, Deserialize, DeserializeOwned, DeserializeSeed, Deserializer, Visitor};
 
 use crate::error::CheckpointError;
 use crate::format::MAX_PAYLOAD_LEN;
@@ -136,25 +142,53 @@ fn decode_bincode<S: DeserializeOwned>(bytes: &[u8]) -> Result<S, CheckpointErro
 
 const _: () = assert!(MAX_PAYLOAD_LEN * CLAIM_PER_BYTE <= 1 << 34);
 
+thread_local! {
+    /// How many payload bytes are left to decode, on this thread: written by the
+    /// [`CountingReader`], read by the [`Guard`]. bincode builds the serde deserializer over a
+    /// borrowing reader itself ([`BorrowCompat`]), so the guard cannot be handed a reference
+    /// to a local; a decode runs on one thread from start to end, so a thread-local is exact.
+    static REMAINING: Cell<usize> = const { Cell::new(0) };
+}
+
 fn decode_with<S: DeserializeOwned, C: Config>(bytes: &[u8], cfg: C) -> Result<S, CheckpointError> {
-    let remaining = Cell::new(bytes.len());
-    let reader = CountingReader {
-        rest: bytes,
-        remaining: &remaining,
-    };
-    let mut decoder = bincode::serde::OwnedSerdeDecoder::from_reader(reader, cfg);
-    let value = S::deserialize(Guard {
-        inner: decoder.as_deserializer(),
-        remaining: &remaining,
+    REMAINING.with(|remaining| {
+        // Restored at the end, in case a `Deserialize` impl decodes a checkpoint itself.
+        let outer = remaining.replace(bytes.len());
+        let reader = CountingReader {
+            rest: bytes,
+            remaining,
+        };
+        // The borrowing decoder hands strings and byte fields (uuids) to serde as slices of
+        // the payload, as `bincode::serde::decode_from_slice` does: no temporary buffer per
+        // field. The values built are owned (`S: DeserializeOwned`).
+        let mut decoder = DecoderImpl::new(reader, cfg, ());
+        let decoded = BorrowCompat::<Guarded<S>>::borrow_decode(&mut decoder);
+        let left = remaining.replace(outer);
+        let BorrowCompat(Guarded(value)) =
+            decoded.map_err(|e: DecodeError| CheckpointError::Decode {
+                reason: e.to_string(),
+            })?;
+        match left {
+            0 => Ok(value),
+            n => Err(CheckpointError::Decode {
+                reason: format!("{n} bytes left over after the state"),
+            }),
+        }
     })
-    .map_err(|e: DecodeError| CheckpointError::Decode {
-        reason: e.to_string(),
-    })?;
-    match remaining.get() {
-        0 => Ok(value),
-        n => Err(CheckpointError::Decode {
-            reason: format!("{n} bytes left over after the state"),
-        }),
+}
+
+/// `S`, deserialized through the [`Guard`].
+struct Guarded<S>(S);
+
+impl<'de, S: Deserialize<'de>> Deserialize<'de> for Guarded<S> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        REMAINING.with(|remaining| {
+            S::deserialize(Guard {
+                inner: d,
+                remaining,
+            })
+            .map(Guarded)
+        })
     }
 }
 
@@ -185,6 +219,19 @@ impl Reader for CountingReader<'_> {
     fn consume(&mut self, n: usize) {
         self.rest = self.rest.get(n..).unwrap_or_default();
         self.remaining.set(self.rest.len());
+    }
+}
+
+impl<'a> BorrowReader<'a> for CountingReader<'a> {
+    fn take_bytes(&mut self, length: usize) -> Result<&'a [u8], DecodeError> {
+        let Some((head, tail)) = self.rest.split_at_checked(length) else {
+            return Err(DecodeError::UnexpectedEnd {
+                additional: length - self.rest.len(),
+            });
+        };
+        self.rest = tail;
+        self.remaining.set(tail.len());
+        Ok(head)
     }
 }
 
