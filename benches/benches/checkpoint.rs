@@ -9,6 +9,8 @@
 //! - `checkpoint_restore/recovery_checkpoint`: `restore_from_checkpoint` by id (read the file,
 //!   check length and checksum, decode with the guards, restore, snapshot again and compare).
 //! - `checkpoint_restore/raw_bincode_decode`: bincode-decode the same bytes from memory.
+//! - `checkpoint_scaling/{persist,raw_bincode_fsync}/{100000,1000000}`: both persists again at
+//!   100,000 and 1,000,000 tasks, so the raw baseline's own growth on this disk is known.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -199,12 +201,20 @@ fn benches(c: &mut Criterion) {
     let mut scaling = c.benchmark_group("checkpoint_scaling");
     scaling.sample_size(10);
     for tasks in [100_000usize, 1_000_000] {
-        let target = Target(Mutex::new(Arc::new(state(10_000, tasks))));
+        let state = Arc::new(state(10_000, tasks));
+        let target = Target(Mutex::new(state.clone()));
         let strategy = persist_strategy(&dir.path().join(format!("scaling-{tasks}")));
         scaling.bench_with_input(BenchmarkId::new("persist", tasks), &tasks, |b, _| {
             b.to_async(&runtime)
                 .iter(|| async { strategy.create_checkpoint(&target).await.unwrap() })
         });
+        // The raw baseline's own growth, as a reference for the disk's.
+        let raw_path = dir.path().join(format!("raw-{tasks}.bin"));
+        scaling.bench_with_input(
+            BenchmarkId::new("raw_bincode_fsync", tasks),
+            &tasks,
+            |b, _| b.iter(|| raw_persist(&raw_path, &state)),
+        );
     }
     scaling.finish();
 }
