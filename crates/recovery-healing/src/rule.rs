@@ -60,6 +60,28 @@ pub struct HealingRule {
     pub last_applied: Option<Instant>,
 }
 
+impl HealingRule {
+    /// Check what needs nothing but the rule: a non-empty id, a pattern that parses, a
+    /// non-empty component name or patch. (Uniqueness and script names are checked when the
+    /// rule is added to a strategy.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use recovery_healing::{HealingAction, HealingRule};
+    /// let rule = HealingRule {
+    ///     rule_id: "x".into(),
+    ///     error_pattern: "Typo".into(),
+    ///     healing_action: HealingAction::ReallocateResources,
+    ///     cooldown_duration: Duration::from_secs(1),
+    ///     last_applied: None,
+    /// };
+    /// assert!(rule.validate().unwrap_err().to_string().contains("Typo"));
+    /// ```
+    pub fn validate(&self) -> Result<(), crate::HealingError> {
+        crate::config::check_rule_shape(self).map(drop)
+    }
+}
+
 /// What a [`HealingRule`] does. See the crate docs for what each action really does.
 ///
 /// In configuration files a variant is written as serde writes an externally tagged enum:

@@ -22,6 +22,7 @@ use recovery_healing::SelfHealingStrategy;
 
 use crate::config::{InvalidRecoveryConfig, RecoveryConfig};
 use crate::manager::{DEFAULT_RETRY_WINDOW, RecoveryManager};
+use crate::parts::Parts;
 use crate::target::RecoveryTarget;
 
 /// Builds a [`RecoveryManager`] with the strategies of the enabled features, each replaceable or
@@ -208,40 +209,39 @@ impl RecoveryManagerBuilder {
         self,
     ) -> Result<RecoveryManager<T>, InvalidRecoveryConfig> {
         self.config.validate()?;
-        #[cfg_attr(
-            not(any(
-                feature = "backoff",
-                feature = "checkpoint",
-                feature = "degradation",
-                feature = "healing"
-            )),
-            allow(unused_mut)
-        )]
-        let mut manager =
-            RecoveryManager::unchecked(self.config).with_retry_window(self.retry_window);
+        #[cfg(feature = "checkpoint")]
+        let checkpoint = self.checkpoint.map(Arc::new);
+        #[cfg(feature = "degradation")]
+        let degradation = self.degradation.map(Arc::new);
+        let parts = Parts {
+            #[cfg(feature = "checkpoint")]
+            checkpoint: checkpoint.clone(),
+            #[cfg(feature = "degradation")]
+            monitor: degradation
+                .as_ref()
+                .map_or_else(Default::default, |s| Arc::clone(s.monitor())),
+            #[cfg(feature = "degradation")]
+            degradation: degradation.clone(),
+            #[cfg(feature = "degradation")]
+            sampler: self.sampler.map(|s| Arc::new(std::sync::Mutex::new(s))),
+        };
+        let manager =
+            RecoveryManager::unchecked(self.config, parts).with_retry_window(self.retry_window);
         #[cfg(feature = "backoff")]
         if let Some(s) = self.backoff {
-            manager.push_strategy(Arc::new(s));
+            manager.register(Arc::new(s));
         }
         #[cfg(feature = "healing")]
         if let Some(s) = self.healing {
-            manager.push_strategy(Arc::new(s));
+            manager.register(Arc::new(s));
         }
         #[cfg(feature = "checkpoint")]
-        if let Some(s) = self.checkpoint {
-            let s = Arc::new(s);
-            manager.parts.checkpoint = Some(Arc::clone(&s));
-            manager.push_strategy(s);
+        if let Some(s) = checkpoint {
+            manager.register(s);
         }
         #[cfg(feature = "degradation")]
-        {
-            if let Some(s) = self.degradation {
-                let s = Arc::new(s);
-                manager.parts.monitor = Arc::clone(s.monitor());
-                manager.parts.degradation = Some(Arc::clone(&s));
-                manager.push_strategy(s);
-            }
-            manager.parts.sampler = self.sampler.map(|s| Arc::new(std::sync::Mutex::new(s)));
+        if let Some(s) = degradation {
+            manager.register(s);
         }
         Ok(manager)
     }

@@ -141,39 +141,20 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
     /// features; `empty` registers none, and needs no capability of `T`.
     pub fn empty(config: RecoveryConfig) -> Result<Self, InvalidRecoveryConfig> {
         config.validate()?;
-        Ok(Self::unchecked(config))
+        Ok(Self::unchecked(config, Parts::default()))
     }
 
-    pub(crate) fn unchecked(config: RecoveryConfig) -> Self {
+    /// A manager with `config` (already checked) and the default strategies' `parts`.
+    pub(crate) fn unchecked(config: RecoveryConfig, parts: Parts) -> Self {
         Self {
             semaphore: Arc::new(Semaphore::new(config.max_concurrent_recoveries)),
             history: Mutex::new(History::new(config.history_retention)),
             ledger: Mutex::new(RetryLedger::new(DEFAULT_RETRY_WINDOW)),
             strategies: RwLock::new(Arc::from(Vec::new())),
-            parts: Parts::default(),
+            parts,
             attached: Mutex::new(None),
             config,
         }
-    }
-
-    /// Register a strategy while the manager is still being built.
-    #[cfg_attr(
-        not(any(
-            feature = "backoff",
-            feature = "checkpoint",
-            feature = "degradation",
-            feature = "healing"
-        )),
-        allow(dead_code)
-    )]
-    pub(crate) fn push_strategy(&mut self, strategy: Arc<dyn RecoveryStrategy<T>>) {
-        let list = self
-            .strategies
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut v: Vec<_> = list.iter().cloned().collect();
-        v.push(Registered::new(strategy));
-        *list = Arc::from(v);
     }
 
     /// Name the system that [`start_monitoring`](Self::start_monitoring) steps and
@@ -202,6 +183,11 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
 
     /// Register a strategy. Among strategies of equal cost, the earlier registered runs first.
     pub async fn add_strategy(&self, strategy: Arc<dyn RecoveryStrategy<T>>) {
+        self.register(strategy);
+    }
+
+    /// [`add_strategy`](Self::add_strategy), for callers that are not async (the builder).
+    pub(crate) fn register(&self, strategy: Arc<dyn RecoveryStrategy<T>>) {
         let mut guard = self
             .strategies
             .write()

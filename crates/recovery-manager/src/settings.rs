@@ -143,6 +143,15 @@ pub enum SettingsError {
     },
 }
 
+/// A section's value that is not usable (not tied to a file).
+fn invalid(section: &'static str, message: String) -> SettingsError {
+    SettingsError::Invalid {
+        path: None,
+        section,
+        message,
+    }
+}
+
 fn in_file(path: &Option<PathBuf>) -> String {
     path.as_ref()
         .map(|p| format!(" in {}", p.display()))
@@ -196,11 +205,7 @@ impl RecoverySettings {
     /// [`SettingsError::Invalid`] naming the section and field.
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.check()
-            .map_err(|(section, message)| SettingsError::Invalid {
-                path: None,
-                section,
-                message,
-            })
+            .map_err(|(section, message)| invalid(section, message))
     }
 
     fn check(&self) -> Result<(), (&'static str, String)> {
@@ -223,15 +228,7 @@ impl RecoverySettings {
             .map_err(|e| ("degradation", e.to_string()))?;
         #[cfg(feature = "healing")]
         for rule in &self.healing.rules {
-            recovery_healing::ErrorPattern::parse(&rule.error_pattern).map_err(|e| {
-                (
-                    "healing",
-                    format!(
-                        "rule `{}`: error_pattern `{}` is not valid: {e}",
-                        rule.rule_id, rule.error_pattern
-                    ),
-                )
-            })?;
+            rule.validate().map_err(|e| ("healing", e.to_string()))?;
         }
         Ok(())
     }
@@ -244,39 +241,16 @@ impl RecoverySettings {
     /// [`SettingsError::Invalid`] if a section does not validate, the checkpoint directory
     /// cannot be opened, or a healing rule is not valid (its pattern, a duplicate id).
     pub async fn builder(&self) -> Result<RecoveryManagerBuilder, SettingsError> {
-        #[cfg_attr(
-            not(any(
-                feature = "backoff",
-                feature = "checkpoint",
-                feature = "degradation",
-                feature = "healing"
-            )),
-            allow(unused_variables)
-        )]
-        let invalid = |section, message: String| SettingsError::Invalid {
-            path: None,
-            section,
-            message,
-        };
         self.validate()?;
-        #[cfg_attr(
-            not(any(
-                feature = "backoff",
-                feature = "checkpoint",
-                feature = "degradation",
-                feature = "healing"
-            )),
-            allow(unused_mut)
-        )]
-        let mut builder = RecoveryManagerBuilder::default().config(self.recovery.clone());
+        let builder = RecoveryManagerBuilder::default().config(self.recovery.clone());
         #[cfg(feature = "backoff")]
-        {
+        let builder = {
             let strategy = recovery_backoff::ExponentialBackoffStrategy::new(self.backoff)
                 .map_err(|e| invalid("backoff", e.to_string()))?;
-            builder = builder.backoff(strategy);
-        }
+            builder.backoff(strategy)
+        };
         #[cfg(feature = "checkpoint")]
-        {
+        let builder = {
             use recovery_checkpoint::{
                 CheckpointRecoveryStrategy, CheckpointStore, FileStore, MemoryStore,
             };
@@ -290,19 +264,19 @@ impl RecoverySettings {
             let strategy =
                 CheckpointRecoveryStrategy::with_store(store, self.checkpoint.max_checkpoints)
                     .map_err(|e| invalid("checkpoint", e.to_string()))?;
-            builder = builder.checkpoint(strategy);
-        }
+            builder.checkpoint(strategy)
+        };
         #[cfg(feature = "degradation")]
-        {
+        let builder = {
             let strategy = recovery_degradation::GracefulDegradationStrategy::new(
                 self.degradation.clone(),
                 std::sync::Arc::new(recovery_degradation::ResourceMonitor::new()),
             )
             .map_err(|e| invalid("degradation", e.to_string()))?;
-            builder = builder.degradation(strategy);
-        }
+            builder.degradation(strategy)
+        };
         #[cfg(feature = "healing")]
-        {
+        let builder = {
             let strategy = if self.healing.default_rules {
                 recovery_healing::SelfHealingStrategy::new()
             } else {
@@ -312,8 +286,8 @@ impl RecoverySettings {
                 .add_healing_rules(self.healing.rules.iter().cloned())
                 .await
                 .map_err(|e| invalid("healing", e.to_string()))?;
-            builder = builder.healing(strategy);
-        }
+            builder.healing(strategy)
+        };
         Ok(builder)
     }
 }

@@ -65,15 +65,15 @@ impl Default for DrillOptions {
 }
 
 /// The recovery settings a drill uses unless `--config` gives others: the defaults, with
-/// monitoring and checkpoints frequent enough to matter in a drill of seconds, and a history
-/// long enough to count every recovery.
+/// monitoring and checkpoints frequent enough to matter in a drill of seconds. (Whatever the
+/// settings, [`run`] makes the history long enough to count every recovery.)
 pub fn drill_settings() -> RecoverySettings {
     let mut settings = RecoverySettings::default();
     settings.recovery = RecoveryConfig {
         max_concurrent_recoveries: 16,
-        history_retention: 1_000_000,
         checkpoint_interval: Duration::from_secs(1),
         monitoring_interval: Duration::from_millis(100),
+        ..RecoveryConfig::default()
     };
     settings
 }

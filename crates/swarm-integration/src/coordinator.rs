@@ -1223,10 +1223,9 @@ fn pick_agent(inner: &Inner, task: &TaskInfo) -> Result<AgentId, Option<SwarmErr
     // merely assigned to it (after a crash, a restore) does not reserve it: waiting for such a
     // task's owner while that owner waits for an agent could deadlock, so the agent may be
     // taken and the assigned task goes back to pending.
-    let in_flight: Vec<AgentId> = inner.runs.values().map(|r| r.agent).collect();
     let free = |a: &AgentInfo| {
         a.status == AgentStatus::Idle
-            && !in_flight.contains(&a.id)
+            && !inner.runs.values().any(|r| r.agent == a.id)
             && a.current_task.is_none_or(|t| {
                 t == task.id
                     || !inner
