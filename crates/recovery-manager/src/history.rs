@@ -41,11 +41,42 @@ impl RecoveryAttempt {
     }
 }
 
+/// One attempt as the ring keeps it: a [`RecoveryAttempt`] whose strategy id is the interned
+/// one, so recording an attempt does not copy it.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) id: Uuid,
+    pub(crate) recovery_id: Uuid,
+    pub(crate) timestamp: SystemTime,
+    pub(crate) strategy_id: &'static str,
+    pub(crate) error: SwarmError,
+    pub(crate) failed_task_id: Option<TaskId>,
+    pub(crate) failed_agent_id: Option<AgentId>,
+    pub(crate) retry_count: u32,
+    pub(crate) result: RecoveryResult,
+}
+
+impl Entry {
+    fn to_attempt(&self) -> RecoveryAttempt {
+        RecoveryAttempt {
+            id: self.id,
+            recovery_id: self.recovery_id,
+            timestamp: self.timestamp,
+            strategy_id: self.strategy_id.to_string(),
+            error: self.error.clone(),
+            failed_task_id: self.failed_task_id,
+            failed_agent_id: self.failed_agent_id,
+            retry_count: self.retry_count,
+            result: self.result.clone(),
+        }
+    }
+}
+
 /// A ring of the newest `capacity` attempts.
 #[derive(Debug)]
 pub(crate) struct History {
     capacity: usize,
-    attempts: VecDeque<RecoveryAttempt>,
+    attempts: VecDeque<Entry>,
 }
 
 impl History {
@@ -56,20 +87,38 @@ impl History {
         }
     }
 
-    pub(crate) fn push(&mut self, attempt: RecoveryAttempt) {
-        if self.attempts.len() == self.capacity {
-            self.attempts.pop_front();
-        }
+    /// Add `attempt`, returning the oldest one if the ring was full (for the caller to drop
+    /// outside its lock).
+    pub(crate) fn push(&mut self, attempt: Entry) -> Option<Entry> {
+        let evicted = if self.attempts.len() == self.capacity {
+            self.attempts.pop_front()
+        } else {
+            None
+        };
         self.attempts.push_back(attempt);
+        evicted
     }
 
     pub(crate) fn snapshot(&self) -> Vec<RecoveryAttempt> {
-        self.attempts.iter().cloned().collect()
+        self.attempts.iter().map(Entry::to_attempt).collect()
     }
 
     pub(crate) fn statistics(&self) -> RecoveryStatistics {
-        RecoveryStatistics::from_attempts(self.attempts.iter())
+        RecoveryStatistics::from_outcomes(self.attempts.iter().map(|a| Outcome {
+            strategy_id: a.strategy_id,
+            kind: a.error.kind(),
+            success: a.result.success,
+            duration: a.result.recovery_duration,
+        }))
     }
+}
+
+/// What the statistics need of one attempt.
+struct Outcome<'a> {
+    strategy_id: &'a str,
+    kind: ErrorKind,
+    success: bool,
+    duration: Duration,
 }
 
 /// Attempts, successes and durations of one group (a strategy, an error kind, or all).
@@ -134,17 +183,26 @@ pub struct RecoveryStatistics {
 impl RecoveryStatistics {
     /// Statistics of `attempts`.
     pub fn from_attempts<'a>(attempts: impl IntoIterator<Item = &'a RecoveryAttempt>) -> Self {
+        Self::from_outcomes(attempts.into_iter().map(|a| Outcome {
+            strategy_id: &a.strategy_id,
+            kind: a.error.kind(),
+            success: a.result.success,
+            duration: a.result.recovery_duration,
+        }))
+    }
+
+    fn from_outcomes<'a>(outcomes: impl Iterator<Item = Outcome<'a>>) -> Self {
         type Acc = (u64, Vec<Duration>);
         let mut overall: Acc = (0, Vec::new());
-        let mut by_strategy: BTreeMap<String, Acc> = BTreeMap::new();
+        let mut by_strategy: BTreeMap<&str, Acc> = BTreeMap::new();
         let mut by_kind: BTreeMap<ErrorKind, Acc> = BTreeMap::new();
-        for a in attempts {
-            let ok = u64::from(a.result.success);
-            let d = a.result.recovery_duration;
+        for a in outcomes {
+            let ok = u64::from(a.success);
+            let d = a.duration;
             for acc in [
                 &mut overall,
-                by_strategy.entry(a.strategy_id.clone()).or_default(),
-                by_kind.entry(a.error.kind()).or_default(),
+                by_strategy.entry(a.strategy_id).or_default(),
+                by_kind.entry(a.kind).or_default(),
             ] {
                 acc.0 += ok;
                 acc.1.push(d);
@@ -154,7 +212,7 @@ impl RecoveryStatistics {
             overall: AttemptStats::from_durations(overall.0, overall.1),
             by_strategy: by_strategy
                 .into_iter()
-                .map(|(k, (s, d))| (k, AttemptStats::from_durations(s, d)))
+                .map(|(k, (s, d))| (k.to_owned(), AttemptStats::from_durations(s, d)))
                 .collect(),
             by_error_kind: by_kind
                 .into_iter()
@@ -169,18 +227,18 @@ mod tests {
     use super::*;
     use recovery_core::RecoveryAction;
 
-    fn attempt(strategy: &str, success: bool, ms: u64) -> RecoveryAttempt {
+    fn attempt(strategy: &'static str, success: bool, ms: u64) -> Entry {
         let mut result = if success {
             RecoveryResult::success(RecoveryAction::None, "ok")
         } else {
             RecoveryResult::failure(RecoveryAction::None, "no")
         };
         result.recovery_duration = Duration::from_millis(ms);
-        RecoveryAttempt {
+        Entry {
             id: Uuid::new_v4(),
             recovery_id: Uuid::new_v4(),
             timestamp: SystemTime::now(),
-            strategy_id: strategy.into(),
+            strategy_id: strategy,
             error: SwarmError::CommunicationError("x".into()),
             failed_task_id: None,
             failed_agent_id: None,
@@ -192,9 +250,12 @@ mod tests {
     #[test]
     fn ring_keeps_the_newest() {
         let mut h = History::new(2);
-        for ms in 1..=3 {
-            h.push(attempt("a", true, ms));
-        }
+        assert!(h.push(attempt("a", true, 1)).is_none());
+        assert!(h.push(attempt("a", true, 2)).is_none());
+        let evicted = h
+            .push(attempt("a", true, 3))
+            .expect("the oldest is evicted");
+        assert_eq!(evicted.result.recovery_duration, Duration::from_millis(1));
         let s = h.snapshot();
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].result.recovery_duration, Duration::from_millis(2));
@@ -208,6 +269,7 @@ mod tests {
         }
         h.push(attempt("b", false, 7));
         let st = h.statistics();
+        assert_eq!(st, RecoveryStatistics::from_attempts(&h.snapshot()));
         assert_eq!(st.overall.attempts, 101);
         assert_eq!(st.by_strategy["a"].successes, 75);
         assert_eq!(st.by_strategy["a"].p50, Duration::from_millis(50));

@@ -68,10 +68,24 @@
 //! | `swarm_recovery_attempts_total` | counter | `strategy`, `error_kind`, `outcome` |
 //! | `swarm_recovery_attempt_duration_seconds` | histogram | `strategy` |
 //! | `swarm_recovery_manual_interventions_total` | counter | `error_kind` |
+//!
+//! Each strategy's metric keys are built once, when it is registered; the recorder is looked up
+//! at every attempt, so one installed later (or a thread-local one in a test) gets every value.
+//!
+//! # Cost
+//!
+//! A `recover` whose one strategy succeeds at once takes about half a microsecond on a small
+//! shared VM, some 7 times a direct call of that strategy (`cargo xtask bench`, the
+//! `manager_dispatch` group). The time goes to what the history and the event need: three clock
+//! reads (the wall clock once, the monotonic clock as the strategy starts and ends), two v4
+//! UUIDs (the recovery's and the attempt's), a copy of the result for the history, the slot and
+//! the context. Strategy ids are interned for the life of the process (a few bytes per distinct
+//! id), so recording an attempt does not copy one.
 
 mod builder;
 mod config;
 mod history;
+mod intern;
 mod ledger;
 mod manager;
 pub mod metrics;
