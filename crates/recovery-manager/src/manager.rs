@@ -383,14 +383,12 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 Some(_) => lock(&self.ledger).next(kind, request.failed_task_id, t0),
                 None => 0,
             };
-            let context = RecoveryContext::at(
-                Arc::clone(&request.target),
-                request.error_timestamp.unwrap_or(wall),
-            )
-            .with_task(request.failed_task_id)
-            .with_agent(request.failed_agent_id)
-            .with_retry_count(retry_count)
-            .with_sleeper(slot);
+            let context =
+                RecoveryContext::at(request.target, request.error_timestamp.unwrap_or(wall))
+                    .with_task(request.failed_task_id)
+                    .with_agent(request.failed_agent_id)
+                    .with_retry_count(retry_count)
+                    .with_sleeper(slot);
 
             // Each attempt but the last is recorded as it ends, with a copy of the error; the last
             // leaves the loop unrecorded and takes the error itself. Only a result that another
