@@ -17,9 +17,12 @@
 //!   allocated for it, and hands serde a capacity hint no larger than a fraction of those bytes;
 //! - refuses trailing bytes after the state.
 //!
-//! It reads through bincode's borrowing decoder, as `bincode::serde::decode_from_slice` does:
-//! strings and byte fields (uuids) reach serde as slices of the payload, with no temporary
-//! buffer per field, so a guarded decode costs little more than a raw one.
+//! It reads through bincode's borrowing decoder, as `bincode::serde::decode_from_slice` does,
+//! and asks it for every string and byte field as a borrowed slice of the payload, owned
+//! `String`s and byte buffers too (bincode's owned path would allocate and zero a buffer of
+//! the declared length before it knows the bytes are there): a length that runs past the end
+//! of the payload fails before anything is allocated for it, and a good one costs one
+//! allocation of exactly its size. So a guarded decode costs little more than a raw one.
 //!
 //! The one consequence for state types: a collection of zero-sized elements (`Vec<()>`) longer
 //! than the bytes that follow it is refused. Checkpoint states have no such fields.
@@ -329,9 +332,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guard<'_, D> {
         deserialize_f64() => false;
         deserialize_char() => false;
         deserialize_str() => false;
-        deserialize_string() => false;
         deserialize_bytes() => false;
-        deserialize_byte_buf() => false;
         deserialize_option() => false;
         deserialize_unit() => false;
         deserialize_unit_struct(name: &'static str) => false;
@@ -344,6 +345,20 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guard<'_, D> {
         deserialize_enum(name: &'static str, variants: &'static [&'static str]) => false;
         deserialize_identifier() => false;
         deserialize_ignored_any() => false;
+    }
+
+    /// Read as a borrowed `str`: bincode's owned path would allocate (and zero) a buffer of
+    /// the declared length before it knows the bytes are there; the borrowed one takes them
+    /// from the payload, or fails, and the visitor copies exactly what was read.
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.inner
+            .deserialize_str(GuardVisitor::new(visitor, self.remaining, false))
+    }
+
+    /// Read as borrowed bytes, for the reason given at `deserialize_string`.
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.inner
+            .deserialize_bytes(GuardVisitor::new(visitor, self.remaining, false))
     }
 
     fn is_human_readable(&self) -> bool {
