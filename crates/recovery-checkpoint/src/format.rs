@@ -202,14 +202,30 @@ impl Header {
     ///
     /// [`CheckpointError::Truncated`], [`CheckpointError::ChecksumMismatch`],
     /// [`CheckpointError::Malformed`], [`CheckpointError::UnknownCodec`].
-    pub fn verify(mut self, payload: &[u8]) -> Result<Self, CheckpointError> {
-        if payload.len() as u64 != self.payload_len {
+    pub fn verify(self, payload: &[u8]) -> Result<Self, CheckpointError> {
+        let computed = crc32c::crc32c_append(self.checksum_seed(), payload);
+        self.verify_computed(payload.len() as u64, computed)
+    }
+
+    /// The checksum of the header's own bytes, to continue over the payload
+    /// (`crc32c_append`) as it is read.
+    pub(crate) fn checksum_seed(&self) -> u32 {
+        crc32c::crc32c(&self.raw[..CRC_AT])
+    }
+
+    /// [`Header::verify`] for a payload of `payload_len` bytes whose checksum, continued from
+    /// [`Header::checksum_seed`], is `computed`.
+    pub(crate) fn verify_computed(
+        mut self,
+        payload_len: u64,
+        computed: u32,
+    ) -> Result<Self, CheckpointError> {
+        if payload_len != self.payload_len {
             return Err(CheckpointError::Truncated {
                 expected: HEADER_LEN as u64 + self.payload_len,
-                actual: HEADER_LEN as u64 + payload.len() as u64,
+                actual: HEADER_LEN as u64 + payload_len,
             });
         }
-        let computed = crc32c::crc32c_append(crc32c::crc32c(&self.raw[..CRC_AT]), payload);
         if computed != self.checksum {
             return Err(CheckpointError::ChecksumMismatch {
                 stored: self.checksum,
