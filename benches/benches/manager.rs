@@ -1,9 +1,11 @@
 //! The manager's dispatch overhead: a `recover` whose only strategy succeeds at once, against
 //! calling that strategy's `recover` directly, for one caller and for 64 concurrent callers.
 //!
-//! Both sides build the same owned error per call (the manager needs one), and the manager is
-//! handed a clone of one `Arc` of the target, so the ratio is the manager's own work: choosing the strategy, a slot, the retry ledger, the history, the
-//! tracing event and the metrics.
+//! Both sides build per call what one error needs: the owned error (the manager takes one) and
+//! a context holding a clone of the caller's `Arc` of the target (the direct caller builds it,
+//! the manager builds its own). So the ratio is the manager's own work: choosing the strategy,
+//! a slot, the retry ledger, the history, the tracing event and the metrics. A second baseline
+//! reuses one context for every call, as a reference for the strategy's own cost.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -88,16 +90,28 @@ fn main() {
     let mut g = c.benchmark_group("manager_dispatch");
     let rt = recovery_benches::runtime();
     let strategy = Instant_;
-    let context = RecoveryContext::new(Arc::new(()));
+    // The caller's own handle on its system, cloned per call as a coordinator would.
+    let target = Arc::new(());
+    // A direct call needs a context for the error at hand (its task, agent, time), so the
+    // baseline builds one per call, as the manager does.
     g.bench_function("direct", |b| {
         b.to_async(&rt).iter(|| async {
             let e = error();
+            let context = RecoveryContext::new(Arc::clone(&target))
+                .with_task(None)
+                .with_agent(None);
             black_box(strategy.recover(&context, &e).await.success)
         })
     });
+    // For reference: one context reused by every call (only the strategy's own work).
+    let shared = RecoveryContext::new(Arc::clone(&target));
+    g.bench_function("direct_shared_context", |b| {
+        b.to_async(&rt).iter(|| async {
+            let e = error();
+            black_box(strategy.recover(&shared, &e).await.success)
+        })
+    });
     let m = manager(3);
-    // The caller's own handle on its system, cloned per call as a coordinator would.
-    let target = Arc::new(());
     g.bench_function("manager", |b| {
         b.to_async(&rt).iter(|| async {
             let r = m.recover(Arc::clone(&target), error(), None, None).await;
