@@ -33,7 +33,8 @@ use std::fmt;
 use bincode::config::{self, Config};
 use bincode::de::read::{BorrowReader, Reader};
 use bincode::de::{BorrowDecode, DecoderImpl};
-use bincode::error::DecodeError;
+use bincode::enc::write::Writer;
+use bincode::error::{DecodeError, EncodeError};
 use bincode::serde::BorrowCompat;
 use serde::Serialize;
 use serde::de::{self, Deserialize, DeserializeOwned, DeserializeSeed, Deserializer, Visitor};
@@ -76,14 +77,30 @@ impl Codec {
     /// `Serialize` impl that returns an error is not), [`CheckpointError::SizeLimitExceeded`]
     /// if the payload exceeds [`MAX_PAYLOAD_LEN`].
     pub fn encode<S: Serialize + ?Sized>(self, state: &S) -> Result<Vec<u8>, CheckpointError> {
+        self.encode_with_capacity(state, 0)
+    }
+
+    /// [`Codec::encode`] into a buffer allocated with room for `capacity` bytes: given the
+    /// size of the previous checkpoint, a payload of about that size is written without the
+    /// buffer being moved and copied as it grows.
+    ///
+    /// # Errors
+    ///
+    /// As [`Codec::encode`].
+    pub fn encode_with_capacity<S: Serialize + ?Sized>(
+        self,
+        state: &S,
+        capacity: usize,
+    ) -> Result<Vec<u8>, CheckpointError> {
         match self {
             Codec::Bincode2 => {
-                let bytes =
-                    bincode::serde::encode_to_vec(state, config::standard()).map_err(|e| {
-                        CheckpointError::Encode {
-                            reason: e.to_string(),
-                        }
+                let capacity = capacity.min(MAX_PAYLOAD_LEN as usize);
+                let mut writer = VecWriter(Vec::with_capacity(capacity));
+                bincode::serde::encode_into_writer(state, &mut writer, config::standard())
+                    .map_err(|e| CheckpointError::Encode {
+                        reason: e.to_string(),
                     })?;
+                let bytes = writer.0;
                 if bytes.len() as u64 > MAX_PAYLOAD_LEN {
                     return Err(CheckpointError::SizeLimitExceeded {
                         len: bytes.len() as u64,
@@ -108,6 +125,17 @@ impl Codec {
         match self {
             Codec::Bincode2 => decode_bincode(bytes),
         }
+    }
+}
+
+/// What bincode's `encode_to_vec` writes into, with the capacity chosen by the caller.
+struct VecWriter(Vec<u8>);
+
+impl Writer for VecWriter {
+    #[inline(always)]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
     }
 }
 
@@ -577,6 +605,24 @@ mod tests {
         let bytes = Codec::CURRENT.encode(&value).unwrap();
         let back: Nested = Codec::CURRENT.decode(&bytes).unwrap();
         assert_eq!(back, value);
+    }
+
+    #[test]
+    fn a_capacity_hint_changes_nothing_in_the_bytes() {
+        let value = (vec!["a".to_string(); 100], u128::MAX);
+        let plain = Codec::CURRENT.encode(&value).unwrap();
+        for capacity in [0, 1, plain.len(), 10 * plain.len()] {
+            assert_eq!(
+                Codec::CURRENT
+                    .encode_with_capacity(&value, capacity)
+                    .unwrap(),
+                plain
+            );
+        }
+        assert_eq!(
+            plain,
+            bincode::serde::encode_to_vec(&value, config::standard()).unwrap()
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -45,6 +46,8 @@ pub struct RestoreReport {
 pub struct CheckpointRecoveryStrategy {
     store: Arc<dyn CheckpointStore>,
     config: CheckpointConfig,
+    /// The payload size of the last checkpoint created, to size the next one's buffer.
+    last_payload_len: AtomicUsize,
 }
 
 impl fmt::Debug for CheckpointRecoveryStrategy {
@@ -65,6 +68,7 @@ impl Default for CheckpointRecoveryStrategy {
         Self {
             store: Arc::new(MemoryStore::new()),
             config: CheckpointConfig::default(),
+            last_payload_len: AtomicUsize::new(0),
         }
     }
 }
@@ -101,7 +105,11 @@ impl CheckpointRecoveryStrategy {
         config: CheckpointConfig,
     ) -> Result<Self, InvalidCheckpointConfig> {
         config.validate()?;
-        Ok(Self { store, config })
+        Ok(Self {
+            store,
+            config,
+            last_payload_len: AtomicUsize::new(0),
+        })
     }
 
     /// The store.
@@ -129,7 +137,16 @@ impl CheckpointRecoveryStrategy {
         T: Checkpointable + ?Sized,
     {
         let state = target.snapshot().await.map_err(CheckpointError::Target)?;
-        let payload = blocking("encode", move || Codec::CURRENT.encode(&state)).await?;
+        // Room for the size of the last payload and an eighth more, so a state that grew a
+        // little is still written without the buffer moving.
+        let last = self.last_payload_len.load(Ordering::Relaxed);
+        let capacity = last.saturating_add(last / 8);
+        let payload = blocking("encode", move || {
+            Codec::CURRENT.encode_with_capacity(&state, capacity)
+        })
+        .await?;
+        self.last_payload_len
+            .store(payload.len(), Ordering::Relaxed);
         let info = self.store.put(Codec::CURRENT, payload).await?;
         match self.store.retain_newest(self.config.max_checkpoints).await {
             Ok(deleted) if !deleted.is_empty() => {
