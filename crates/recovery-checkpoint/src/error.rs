@@ -115,7 +115,7 @@ pub enum CheckpointError {
         reason: String,
     },
     /// The payload passed its checksum but does not decode into the target's state type (or it
-    /// declares a collection longer than the bytes left to hold it).
+    /// declares a collection longer than the whole payload, or runs out of bytes).
     #[error("cannot decode the checkpoint state: {reason}")]
     Decode {
         /// The codec's message.
