@@ -102,7 +102,7 @@
 //! - Restoring the right state of the rest of the world: the checkpoint is the system's state
 //!   at that time; what happened outside it since is not undone.
 //!
-//! The file format and the directory layout are described in [`format`] and [`FileStore`].
+//! The file format and the directory layout are described in [`format`](mod@format) and [`FileStore`].
 
 mod checkpointable;
 pub mod codec;
