@@ -85,3 +85,118 @@ proptest! {
         })?;
     }
 }
+
+/// Counts the recoveries doing work (not waiting out a delay), and the most seen at once.
+#[derive(Default)]
+struct Busy {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+/// One unit of work in progress; dropping it (also when the recovery is cancelled) ends it.
+struct Working<'a>(&'a Busy);
+
+impl<'a> Working<'a> {
+    fn start(busy: &'a Busy) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = busy.now.fetch_add(1, SeqCst) + 1;
+        busy.most.fetch_max(now, SeqCst);
+        Working(busy)
+    }
+}
+
+impl Drop for Working<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Works, waits out a delay through the context (giving its slot away), and works again.
+struct WorkWaitWork {
+    busy: Arc<Busy>,
+}
+
+#[async_trait]
+impl RecoveryStrategy<()> for WorkWaitWork {
+    fn strategy_id(&self) -> &str {
+        "work-wait-work"
+    }
+    fn description(&self) -> &str {
+        "yields while working, sleeps between"
+    }
+    async fn can_handle(&self, _: &SwarmError) -> bool {
+        true
+    }
+    async fn recover(&self, ctx: &RecoveryContext<()>, _: &SwarmError) -> RecoveryResult {
+        let n = ctx.failed_task_id.map_or(0, |t| t.as_uuid().as_u128());
+        {
+            let _working = Working::start(&self.busy);
+            tokio::time::sleep(Duration::from_millis((n % 3) as u64)).await;
+        }
+        ctx.sleep(Duration::from_millis((n % 5) as u64 * 10)).await;
+        let _working = Working::start(&self.busy);
+        tokio::time::sleep(Duration::from_millis((n % 2) as u64)).await;
+        RecoveryResult::success(RecoveryAction::None, "ok")
+    }
+    async fn cost_estimate(&self) -> f64 {
+        0.1
+    }
+    async fn requires_external_resources(&self) -> bool {
+        false
+    }
+}
+
+proptest! {
+    #[test]
+    fn prop_cancelled_recoveries_give_back_their_slots(
+        slots in 1usize..5,
+        // Per recovery: its task id, and whether (and after how many ms) it is cancelled.
+        recoveries in proptest::collection::vec((0u128..1000, proptest::option::of(0u64..60)), 1..60),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+        rt.block_on(async {
+            let busy = Arc::new(Busy::default());
+            let m = Arc::new(RecoveryManager::empty(RecoveryConfig {
+                max_concurrent_recoveries: slots,
+                ..Default::default()
+            }).unwrap());
+            m.add_strategy(Arc::new(WorkWaitWork { busy: Arc::clone(&busy) })).await;
+            let mut handles = Vec::new();
+            for &(t, cancel_after) in &recoveries {
+                let m = m.clone();
+                let handle = tokio::spawn(async move {
+                    let e = SwarmError::CommunicationError("x".into());
+                    m.recover(Arc::new(()), e, Some(TaskId::from_u128(t)), None).await
+                });
+                handles.push((handle, cancel_after));
+            }
+            for (handle, cancel_after) in &handles {
+                if let Some(ms) = cancel_after {
+                    let abort = handle.abort_handle();
+                    let ms = *ms;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        abort.abort();
+                    });
+                }
+            }
+            let mut finished = 0;
+            for (handle, _) in handles {
+                match handle.await {
+                    Ok(result) => {
+                        prop_assert!(result.unwrap().success);
+                        finished += 1;
+                    }
+                    Err(e) => prop_assert!(e.is_cancelled()),
+                }
+            }
+            let most = busy.most.load(std::sync::atomic::Ordering::SeqCst);
+            prop_assert!(most <= slots, "{most} recoveries worked at once with {slots} slots");
+            prop_assert_eq!(busy.now.load(std::sync::atomic::Ordering::SeqCst), 0);
+            prop_assert_eq!(m.available_slots(), slots, "every slot given back");
+            // Only finished attempts are in the history.
+            prop_assert_eq!(m.get_recovery_history().await.len(), finished.min(100));
+            Ok(())
+        })?;
+    }
+}
