@@ -37,8 +37,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use bincode::config::{self, Config};
-use bincode::enc::write::Writer;
-use bincode::error::{DecodeError, EncodeError};
+use bincode::error::DecodeError;
 use serde::Serialize;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, Visitor};
 
@@ -98,12 +97,11 @@ impl Codec {
         match self {
             Codec::Bincode2 => {
                 let capacity = capacity.min(MAX_PAYLOAD_LEN as usize);
-                let mut writer = VecWriter(Vec::with_capacity(capacity));
-                bincode::serde::encode_into_writer(state, &mut writer, config::standard())
+                let mut bytes = Vec::with_capacity(capacity);
+                bincode::serde::encode_into_std_write(state, &mut bytes, config::standard())
                     .map_err(|e| CheckpointError::Encode {
                         reason: e.to_string(),
                     })?;
-                let bytes = writer.0;
                 if bytes.len() as u64 > MAX_PAYLOAD_LEN {
                     return Err(CheckpointError::SizeLimitExceeded {
                         len: bytes.len() as u64,
@@ -128,17 +126,6 @@ impl Codec {
         match self {
             Codec::Bincode2 => decode_bincode(bytes),
         }
-    }
-}
-
-/// What bincode's `encode_to_vec` writes into, with the capacity chosen by the caller.
-struct VecWriter(Vec<u8>);
-
-impl Writer for VecWriter {
-    #[inline(always)]
-    fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.0.extend_from_slice(bytes);
-        Ok(())
     }
 }
 

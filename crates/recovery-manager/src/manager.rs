@@ -127,7 +127,7 @@ struct Named {
 impl Named {
     fn new(id: &str) -> Self {
         let id = intern(id);
-        let metrics = StrategyMetrics::new(&metrics::SharedString::const_str(id));
+        let metrics = StrategyMetrics::new(metrics::SharedString::const_str(id));
         Self { id, metrics }
     }
 }

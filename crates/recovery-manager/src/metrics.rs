@@ -22,32 +22,23 @@ static METADATA: Metadata<'static> =
 /// strategy was registered, or a thread-local one in a test, still receives every value.
 #[derive(Debug)]
 pub(crate) struct StrategyMetrics {
+    strategy: SharedString,
     /// `ATTEMPTS` keys, indexed like [`ErrorKind::ALL`], then failure (0) or success (1).
     attempts: Vec<[Key; 2]>,
     duration: Key,
 }
 
 impl StrategyMetrics {
-    pub(crate) fn new(strategy: &SharedString) -> Self {
-        let strategy = || Label::new("strategy", strategy.clone());
+    pub(crate) fn new(strategy: SharedString) -> Self {
         let attempts = ErrorKind::ALL
             .iter()
-            .map(|kind| {
-                [false, true].map(|success| {
-                    Key::from_parts(
-                        ATTEMPTS,
-                        vec![
-                            strategy(),
-                            Label::from_static_parts("error_kind", kind.as_str()),
-                            Label::from_static_parts("outcome", outcome(success)),
-                        ],
-                    )
-                })
-            })
+            .map(|&kind| [false, true].map(|success| attempts_key(&strategy, kind, success)))
             .collect();
+        let duration = Key::from_parts(DURATION, vec![Label::new("strategy", strategy.clone())]);
         Self {
+            strategy,
             attempts,
-            duration: Key::from_parts(DURATION, vec![strategy()]),
+            duration,
         }
     }
 
@@ -60,19 +51,26 @@ impl StrategyMetrics {
         metrics::with_recorder(|r| {
             match cached {
                 Some(keys) => r.register_counter(&keys[usize::from(success)], &METADATA),
-                // A kind newer than `ErrorKind::ALL`'s list: build its key now.
-                None => {
-                    let mut labels = self.duration.labels().cloned().collect::<Vec<_>>();
-                    labels.push(Label::from_static_parts("error_kind", kind.as_str()));
-                    labels.push(Label::from_static_parts("outcome", outcome(success)));
-                    r.register_counter(&Key::from_parts(ATTEMPTS, labels), &METADATA)
-                }
+                // A kind missing from `ErrorKind::ALL`: build its key now.
+                None => r.register_counter(&attempts_key(&self.strategy, kind, success), &METADATA),
             }
             .increment(1);
             r.register_histogram(&self.duration, &METADATA)
                 .record(seconds);
         });
     }
+}
+
+/// The `ATTEMPTS` key of one strategy, error kind and outcome.
+fn attempts_key(strategy: &SharedString, kind: ErrorKind, success: bool) -> Key {
+    Key::from_parts(
+        ATTEMPTS,
+        vec![
+            Label::new("strategy", strategy.clone()),
+            Label::from_static_parts("error_kind", kind.as_str()),
+            Label::from_static_parts("outcome", outcome(success)),
+        ],
+    )
 }
 
 /// The `outcome` label of an attempt.
