@@ -77,13 +77,14 @@
 //! A `recover` whose one strategy succeeds at once takes about half a microsecond on a small
 //! shared VM: about 4 times calling that strategy directly with a context built for the error,
 //! 7 times calling it with one context reused (`cargo xtask bench`, the `manager_dispatch`
-//! group). The time goes to what the history and the event need: three clock
-//! reads (the wall clock once, the monotonic clock as the strategy starts and ends), two v4
-//! UUIDs (the recovery's and the attempt's), a copy of the result for the history, the slot and
+//! group). The time goes to what the history and the event need: two reads of the monotonic
+//! clock as the strategy starts and ends (a recovery's wall-clock time is derived from the
+//! first, with the wall clock itself read at most once a second), two v4 UUIDs (the recovery's and the attempt's), a copy of the result for the history, the slot and
 //! the context. Strategy ids are interned for the life of the process (a few bytes per distinct
 //! id), so recording an attempt does not copy one.
 
 mod builder;
+mod clock;
 mod config;
 mod history;
 mod intern;

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::clock::WallClock;
 use crate::config::{InvalidRecoveryConfig, RecoveryConfig};
 use crate::history::{Entry, History, NO_STRATEGY, RecoveryAttempt, RecoveryStatistics};
 use crate::intern::intern;
@@ -109,6 +110,8 @@ pub struct RecoveryManager<T: ?Sized + Send + Sync + 'static> {
     attached: Mutex<Option<Weak<T>>>,
     /// The name under which decisions to run no strategy are recorded.
     no_strategy: Named,
+    /// Recoveries' timestamps, from the monotonic clock read as they start.
+    wall: WallClock,
 }
 
 /// A registered strategy and its name.
@@ -172,6 +175,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             parts,
             attached: Mutex::new(None),
             no_strategy: Named::new(NO_STRATEGY),
+            wall: WallClock::new(),
             config,
         }
     }
@@ -279,9 +283,9 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
     ///   the history then holds only the attempts that finished.
     ///
     /// An `async fn` in effect, except that the recovery's id and its `recovery` span are made
-    /// when it is called; nothing else happens until the returned future is polled. (Not an
-    /// `async fn` so that the future is no larger than the work it does: every layer of
-    /// `async fn` would copy it once more on each call.)
+    /// when it is called; nothing else happens until the returned future is polled. The future
+    /// is boxed: the recovery's state (about 600 bytes) is written once, and a caller's own
+    /// future holds and moves a pointer to it, not a copy.
     ///
     /// # Errors
     ///
@@ -298,7 +302,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             task = request.failed_task_id.map(tracing::field::display),
             agent = request.failed_agent_id.map(tracing::field::display),
         );
-        self.run(recovery_id, request).instrument(span)
+        Box::pin(self.run(recovery_id, request).instrument(span))
     }
 
     // An `async move` block rather than an `async fn`, and the request used in place, never
@@ -374,10 +378,10 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                     })?,
                 None => Slot::acquire(&self.semaphore).await,
             };
-            // The clocks are read once the slot is held (the wall clock only here; `t0` is also the
-            // first strategy's start), then once as each strategy ends and each later one starts.
-            let wall = SystemTime::now();
+            // The clock is read once the slot is held (`t0` is also the first strategy's start,
+            // and gives the wall-clock time), then as each strategy ends and each later one starts.
             let t0 = Instant::now();
+            let wall = self.wall.at(t0);
             // Only a recovery that names its task has earlier ones to count.
             let retry_count = match request.failed_task_id {
                 Some(_) => lock(&self.ledger).next(kind, request.failed_task_id, t0),
@@ -514,19 +518,22 @@ struct AttemptRecord {
 mod tests {
     use super::*;
 
-    /// The future is copied each time it is moved (into a caller's future, into a runtime):
-    /// keep it small. 560 bytes with rustc 1.95; an `async fn` layer or a large local kept
-    /// across an await shows up here.
+    /// The recovery's state is written into its box once, but a large state still costs that
+    /// write and the memory: keep it small. 560 bytes with rustc 1.95; an `async fn` layer or a
+    /// large local kept across an await shows up here. Callers hold only the box.
     #[test]
     fn the_recover_future_stays_small() {
         let m = RecoveryManager::<()>::empty(RecoveryConfig::default()).expect("valid");
-        let future = m.recover(
+        let request =
+            RecoveryRequest::new(Arc::new(()), SwarmError::CommunicationError("reset".into()));
+        let state = std::mem::size_of_val(&m.run(Uuid::nil(), request));
+        assert!(state <= 768, "the recovery's state grew to {state} bytes");
+        let boxed = m.recover(
             Arc::new(()),
             SwarmError::CommunicationError("reset".into()),
             None,
             None,
         );
-        let size = std::mem::size_of_val(&future);
-        assert!(size <= 768, "the recover future grew to {size} bytes");
+        assert_eq!(std::mem::size_of_val(&boxed), std::mem::size_of::<usize>());
     }
 }
