@@ -58,23 +58,20 @@ fn manager(slots: usize) -> Arc<RecoveryManager<()>> {
     Arc::new(manager)
 }
 
-/// `callers` tasks share `iters` calls of `call` on `rt`; returns the time for all of them.
-fn concurrent<F, Fut>(rt: &Runtime, callers: u64, iters: u64, call: F) -> Duration
+/// `callers` tasks share `iters` calls on `rt`; returns the time for all of them. `caller(n)`
+/// is one caller: a task that makes `n` calls with its own handles (cloned once per caller, as a
+/// coordinator's task holds its own, so the harness adds no shared reference count per call).
+fn concurrent<F, Fut>(rt: &Runtime, callers: u64, iters: u64, caller: F) -> Duration
 where
-    F: Fn() -> Fut + Send + Sync + Clone + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let per = iters.div_ceil(callers);
     rt.block_on(async {
         let start = Instant::now();
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..callers {
-            let call = call.clone();
-            set.spawn(async move {
-                for _ in 0..per {
-                    black_box(call().await);
-                }
-            });
+            set.spawn(caller(per));
         }
         while set.join_next().await.is_some() {}
         // Report time per `iters` calls, whatever the rounding up above added.
@@ -137,29 +134,37 @@ fn main() {
         g.bench_function(BenchmarkId::new("manager", callers), |b| {
             let m = Arc::clone(&m);
             b.iter_custom(|iters| {
-                let (m, target) = (Arc::clone(&m), Arc::clone(&target));
-                concurrent(&rt, callers, iters, move || {
+                concurrent(&rt, callers, iters, |calls| {
                     let (m, target) = (Arc::clone(&m), Arc::clone(&target));
                     async move {
-                        m.recover(target, error(), None, None)
-                            .await
-                            .map(|r| r.success)
-                            .unwrap_or(false)
+                        for _ in 0..calls {
+                            // The target is one system shared by all callers: `recover` takes
+                            // its own `Arc` of it, as in a coordinator.
+                            let r = m.recover(Arc::clone(&target), error(), None, None).await;
+                            black_box(r.map(|r| r.success).unwrap_or(false));
+                        }
                     }
                 })
             })
         });
     }
     let strategy = Arc::new(Instant_);
-    let context = Arc::new(RecoveryContext::new(Arc::new(())));
-    // The same harness without the manager: what 1 and 64 callers cost the runtime alone.
+    let target = Arc::new(());
+    // The same harness calling the strategy directly, with a context per call for the shared
+    // target (as `manager_dispatch/direct`): what 1 and 64 callers cost without the manager.
     for callers in [1u64, 64] {
         g.bench_function(BenchmarkId::new("direct", callers), |b| {
             b.iter_custom(|iters| {
-                let (s, ctx) = (Arc::clone(&strategy), Arc::clone(&context));
-                concurrent(&rt, callers, iters, move || {
-                    let (s, ctx) = (Arc::clone(&s), Arc::clone(&ctx));
-                    async move { s.recover(&ctx, &error()).await.success }
+                concurrent(&rt, callers, iters, |calls| {
+                    let (s, target) = (Arc::clone(&strategy), Arc::clone(&target));
+                    async move {
+                        for _ in 0..calls {
+                            let context = RecoveryContext::new(Arc::clone(&target))
+                                .with_task(None)
+                                .with_agent(None);
+                            black_box(s.recover(&context, &error()).await.success);
+                        }
+                    }
                 })
             })
         });
