@@ -67,8 +67,7 @@ pub struct InvalidRecoveryConfig {
 }
 
 impl RecoveryConfig {
-    /// Check every field: counts and intervals must be positive, and the concurrency limit must
-    /// fit tokio's semaphore.
+    /// Check every field: counts and intervals must be positive.
     pub fn validate(&self) -> Result<(), InvalidRecoveryConfig> {
         let bad = |field, problem: &str| {
             Err(InvalidRecoveryConfig {
@@ -80,12 +79,6 @@ impl RecoveryConfig {
             return bad(
                 "max_concurrent_recoveries",
                 "must be at least 1 (0 would let no recovery run)",
-            );
-        }
-        if self.max_concurrent_recoveries > tokio::sync::Semaphore::MAX_PERMITS {
-            return bad(
-                "max_concurrent_recoveries",
-                "is larger than tokio's semaphore allows",
             );
         }
         if self.history_retention == 0 {

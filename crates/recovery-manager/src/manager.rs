@@ -8,7 +8,6 @@ use recovery_core::{
     SwarmResult, TaskId,
 };
 use smallvec::SmallVec;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -20,7 +19,7 @@ use crate::intern::intern;
 use crate::ledger::RetryLedger;
 use crate::metrics::{self as names, StrategyMetrics};
 use crate::parts::Parts;
-use crate::slot::Slot;
+use crate::slot::{Slot, Slots};
 
 /// The default window within which earlier recoveries of the same error kind and task count
 /// towards `retry_count`: 5 minutes.
@@ -99,7 +98,7 @@ impl<T: ?Sized> RecoveryRequest<T> {
 pub struct RecoveryManager<T: ?Sized + Send + Sync + 'static> {
     config: RecoveryConfig,
     strategies: RwLock<Arc<[Registered<T>]>>,
-    semaphore: Arc<Semaphore>,
+    slots: Arc<Slots>,
     history: Mutex<History>,
     ledger: Mutex<RetryLedger>,
     #[cfg_attr(
@@ -168,7 +167,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
     /// A manager with `config` (already checked) and the default strategies' `parts`.
     pub(crate) fn unchecked(config: RecoveryConfig, parts: Parts) -> Self {
         Self {
-            semaphore: Arc::new(Semaphore::new(config.max_concurrent_recoveries)),
+            slots: Arc::new(Slots::new(config.max_concurrent_recoveries)),
             history: Mutex::new(History::new(config.history_retention)),
             ledger: Mutex::new(RetryLedger::new(DEFAULT_RETRY_WINDOW)),
             strategies: RwLock::new(Arc::from(Vec::new())),
@@ -368,7 +367,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
 
             let slot = match request.deadline {
                 // Boxed: a timer is large, and most recoveries have no deadline.
-                Some(d) => Box::pin(tokio::time::timeout_at(d, Slot::acquire(&self.semaphore)))
+                Some(d) => Box::pin(tokio::time::timeout_at(d, Slot::acquire(&self.slots)))
                     .await
                     .map_err(|_| {
                         SwarmError::CoordinationTimeout(
@@ -376,7 +375,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                                 .into(),
                         )
                     })?,
-                None => Slot::acquire(&self.semaphore).await,
+                None => Slot::acquire(&self.slots).await,
             };
             // The clock is read once the slot is held (`t0` is also the first strategy's start,
             // and gives the wall-clock time), then as each strategy ends and each later one starts.
@@ -504,7 +503,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
 
     /// How many recoveries could start work right now.
     pub fn available_slots(&self) -> usize {
-        self.semaphore.available_permits()
+        self.slots.available()
     }
 }
 
