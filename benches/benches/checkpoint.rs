@@ -11,6 +11,9 @@
 //!   the target keeps the restored `Arc`, so the compare finds the same allocation, as
 //!   `Checkpointable`'s docs recommend for a state behind an `Arc`).
 //! - `checkpoint_restore/raw_bincode_decode`: bincode-decode the same bytes from memory.
+//! - `checkpoint_restore/codec_decode_only`: the checkpoint codec's guarded decode of the same
+//!   bytes from memory, so the codec's share of restore is told apart from reading the file
+//!   and replacing the target's state.
 //! - `checkpoint_scaling/{persist,raw_bincode_fsync}/{100000,1000000}`: both persists again at
 //!   100,000 and 1,000,000 tasks, so the raw baseline's own growth on this disk is known.
 
@@ -200,6 +203,13 @@ fn benches(c: &mut Criterion) {
             let (s, _): (SwarmState, usize) =
                 bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
             s
+        })
+    });
+    restore.bench_function("codec_decode_only", |b| {
+        b.iter(|| {
+            recovery_checkpoint::Codec::Bincode2
+                .decode::<SwarmState>(&bytes)
+                .unwrap()
         })
     });
     restore.finish();
