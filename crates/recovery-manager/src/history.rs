@@ -1,6 +1,8 @@
 //! The bounded history of recovery attempts and the statistics computed from it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use recovery_core::{AgentId, ErrorKind, RecoveryResult, SwarmError, TaskId};
@@ -72,44 +74,97 @@ impl Entry {
     }
 }
 
-/// A ring of the newest `capacity` attempts.
+/// A ring of the newest `capacity` attempts that many threads add to at once.
+///
+/// Each attempt takes the next sequence number (one atomic add) and the ring position it
+/// names, which has a lock of its own: recoveries finishing on different threads contend for
+/// no lock, only for that counter. (One lock for the whole ring was, with the strategy list's,
+/// what kept throughput from growing with callers.) Readers lock one position at a time and
+/// order what they find by sequence number. Positions are allocated a chunk at a time as the
+/// ring fills, so a large `capacity` costs memory only once it is used.
 #[derive(Debug)]
 pub(crate) struct History {
     capacity: usize,
-    attempts: VecDeque<Entry>,
+    next: Padded<AtomicU64>,
+    chunks: Box<[OnceLock<Box<[Position]>>]>,
 }
+
+/// One ring position: the attempt last written there and its sequence number.
+type Position = Mutex<Option<(u64, Entry)>>;
+
+/// Positions per chunk.
+const CHUNK: usize = 256;
+
+/// Keeps the sequence counter off the cache lines the positions' locks are on.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Padded<T>(T);
 
 impl History {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            attempts: VecDeque::with_capacity(capacity.min(4096)),
+            next: Padded(AtomicU64::new(0)),
+            chunks: (0..capacity.div_ceil(CHUNK))
+                .map(|_| OnceLock::new())
+                .collect(),
         }
     }
 
-    /// Add `attempt`, returning the oldest one if the ring was full (for the caller to drop
-    /// outside its lock).
-    pub(crate) fn push(&mut self, attempt: Entry) -> Option<Entry> {
-        let evicted = if self.attempts.len() == self.capacity {
-            self.attempts.pop_front()
-        } else {
-            None
-        };
-        self.attempts.push_back(attempt);
-        evicted
+    fn position(&self, i: usize) -> &Position {
+        let chunk = self.chunks[i / CHUNK].get_or_init(|| {
+            let len = CHUNK.min(self.capacity - i / CHUNK * CHUNK);
+            (0..len).map(|_| Mutex::new(None)).collect()
+        });
+        &chunk[i % CHUNK]
     }
 
+    /// Add `attempt`, returning the one it displaced, if any (for the caller to drop outside
+    /// any lock). An attempt whose position a newer one (a full ring later) already holds is
+    /// itself the one returned: it is older than every attempt the ring keeps.
+    pub(crate) fn push(&self, attempt: Entry) -> Option<Entry> {
+        let seq = self.next.0.fetch_add(1, Ordering::Relaxed);
+        // `capacity` is a `usize`, so the remainder is one.
+        let i = (seq % self.capacity as u64) as usize;
+        let mut position = self
+            .position(i)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*position {
+            Some((newer, _)) if *newer > seq => Some(attempt),
+            _ => position.replace((seq, attempt)).map(|(_, old)| old),
+        }
+    }
+
+    /// Every attempt held, with its sequence number, as `f` makes it; in no particular order.
+    fn collect<R>(&self, f: impl Fn(&Entry) -> R) -> Vec<(u64, R)> {
+        let mut out = Vec::new();
+        for chunk in self.chunks.iter().filter_map(OnceLock::get) {
+            for position in chunk.iter() {
+                let position = position.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some((seq, entry)) = &*position {
+                    out.push((*seq, f(entry)));
+                }
+            }
+        }
+        out
+    }
+
+    /// The attempts held, oldest first.
     pub(crate) fn snapshot(&self) -> Vec<RecoveryAttempt> {
-        self.attempts.iter().map(Entry::to_attempt).collect()
+        let mut attempts = self.collect(Entry::to_attempt);
+        attempts.sort_unstable_by_key(|(seq, _)| *seq);
+        attempts.into_iter().map(|(_, a)| a).collect()
     }
 
     pub(crate) fn statistics(&self) -> RecoveryStatistics {
-        RecoveryStatistics::from_outcomes(self.attempts.iter().map(|a| Outcome {
+        let outcomes = self.collect(|a| Outcome {
             strategy_id: a.strategy_id,
             kind: a.error.kind(),
             success: a.result.success,
             duration: a.result.recovery_duration,
-        }))
+        });
+        RecoveryStatistics::from_outcomes(outcomes.into_iter().map(|(_, o)| o))
     }
 }
 
@@ -249,7 +304,7 @@ mod tests {
 
     #[test]
     fn ring_keeps_the_newest() {
-        let mut h = History::new(2);
+        let h = History::new(2);
         assert!(h.push(attempt("a", true, 1)).is_none());
         assert!(h.push(attempt("a", true, 2)).is_none());
         let evicted = h
@@ -263,7 +318,7 @@ mod tests {
 
     #[test]
     fn statistics_per_strategy_and_percentiles() {
-        let mut h = History::new(1000);
+        let h = History::new(1000);
         for ms in 1..=100 {
             h.push(attempt("a", ms % 4 != 0, ms));
         }
@@ -279,6 +334,46 @@ mod tests {
             st.by_error_kind[&ErrorKind::CommunicationError].attempts,
             101
         );
+    }
+
+    #[test]
+    fn a_ring_larger_than_a_chunk_wraps_around() {
+        let h = History::new(CHUNK + 3);
+        for ms in 0..(3 * CHUNK as u64) {
+            h.push(attempt("a", true, ms));
+        }
+        let kept: Vec<u64> = h
+            .snapshot()
+            .iter()
+            .map(|a| a.result.recovery_duration.as_millis() as u64)
+            .collect();
+        let newest: Vec<u64> = (2 * CHUNK as u64 - 3..3 * CHUNK as u64).collect();
+        assert_eq!(kept, newest);
+    }
+
+    /// Threads adding at once: the ring ends holding exactly the newest `capacity` attempts,
+    /// oldest first, and everything displaced was handed back (nothing lost, nothing twice).
+    #[test]
+    fn concurrent_pushes_keep_exactly_the_newest() {
+        let h = History::new(100);
+        let handed_back = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..2_500 {
+                        if h.push(attempt("a", true, 1)).is_some() {
+                            handed_back.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        let held = h.collect(|_| ());
+        let mut seqs: Vec<u64> = held.iter().map(|(seq, ())| *seq).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (9_900..10_000).collect::<Vec<_>>());
+        assert_eq!(handed_back.load(Ordering::Relaxed), 9_900);
+        assert_eq!(h.snapshot().len(), 100);
     }
 
     #[test]

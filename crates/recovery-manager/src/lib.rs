@@ -95,6 +95,7 @@ mod monitoring;
 mod parts;
 mod settings;
 mod slot;
+mod striped;
 pub mod target;
 
 pub use builder::RecoveryManagerBuilder;

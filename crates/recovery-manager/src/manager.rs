@@ -1,6 +1,6 @@
 //! The recovery manager.
 
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use recovery_core::{
@@ -20,6 +20,7 @@ use crate::ledger::RetryLedger;
 use crate::metrics::{self as names, StrategyMetrics};
 use crate::parts::Parts;
 use crate::slot::{Slot, Slots};
+use crate::striped::Striped;
 
 /// The default window within which earlier recoveries of the same error kind and task count
 /// towards `retry_count`: 5 minutes.
@@ -97,9 +98,9 @@ impl<T: ?Sized> RecoveryRequest<T> {
 /// See the [crate docs](crate) for an example, the selection rules, and the metric names.
 pub struct RecoveryManager<T: ?Sized + Send + Sync + 'static> {
     config: RecoveryConfig,
-    strategies: RwLock<Arc<[Registered<T>]>>,
+    strategies: Striped<[Registered<T>]>,
     slots: Arc<Slots>,
-    history: Mutex<History>,
+    history: History,
     ledger: Mutex<RetryLedger>,
     #[cfg_attr(
         not(any(feature = "checkpoint", feature = "degradation")),
@@ -168,9 +169,9 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
     pub(crate) fn unchecked(config: RecoveryConfig, parts: Parts) -> Self {
         Self {
             slots: Arc::new(Slots::new(config.max_concurrent_recoveries)),
-            history: Mutex::new(History::new(config.history_retention)),
+            history: History::new(config.history_retention),
             ledger: Mutex::new(RetryLedger::new(DEFAULT_RETRY_WINDOW)),
-            strategies: RwLock::new(Arc::from(Vec::new())),
+            strategies: Striped::new(|| Arc::from(Vec::new())),
             parts,
             attached: Mutex::new(None),
             no_strategy: Named::new(NO_STRATEGY),
@@ -210,29 +211,25 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
 
     /// [`add_strategy`](Self::add_strategy), for callers that are not async (the builder).
     pub(crate) fn register(&self, strategy: Arc<dyn RecoveryStrategy<T>>) {
-        let mut guard = self
-            .strategies
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut list: Vec<_> = guard.iter().cloned().collect();
-        list.push(Registered::new(strategy));
-        *guard = Arc::from(list);
+        let registered = Registered::new(strategy);
+        self.strategies.replace(|current| {
+            let mut list = current.to_vec();
+            list.push(registered.clone());
+            (Arc::from(list), ())
+        });
     }
 
     /// Remove the strategy with this id; returns whether one was removed.
     pub async fn remove_strategy(&self, strategy_id: &str) -> bool {
-        let mut guard = self
-            .strategies
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let list: Vec<_> = guard
-            .iter()
-            .filter(|s| s.name.id != strategy_id)
-            .cloned()
-            .collect();
-        let removed = list.len() != guard.len();
-        *guard = Arc::from(list);
-        removed
+        self.strategies.replace(|current| {
+            let list: Vec<_> = current
+                .iter()
+                .filter(|s| s.name.id != strategy_id)
+                .cloned()
+                .collect();
+            let removed = list.len() != current.len();
+            (Arc::from(list), removed)
+        })
     }
 
     /// The ids of the registered strategies, in registration order.
@@ -244,12 +241,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
     }
 
     fn current_strategies(&self) -> Arc<[Registered<T>]> {
-        Arc::clone(
-            &self
-                .strategies
-                .read()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        self.strategies.get()
     }
 
     /// Recover `target` from `error`: the spec's entry point. See [`RecoveryManager::recover_with`].
@@ -475,7 +467,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             result.success,
             result.recovery_duration.as_secs_f64(),
         );
-        let evicted = lock(&self.history).push(Entry {
+        let evicted = self.history.push(Entry {
             id,
             recovery_id: a.recovery_id,
             timestamp,
@@ -486,19 +478,19 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             retry_count: a.retry_count,
             result,
         });
-        // Freed after the lock is released.
+        // Freed outside the ring position's lock.
         drop(evicted);
     }
 
     /// The attempts the history holds, oldest first (at most `history_retention`).
     pub async fn get_recovery_history(&self) -> Vec<RecoveryAttempt> {
-        lock(&self.history).snapshot()
+        self.history.snapshot()
     }
 
     /// Attempts, success rates and duration percentiles, per strategy and per error kind, over
     /// the attempts the history holds.
     pub async fn statistics(&self) -> RecoveryStatistics {
-        lock(&self.history).statistics()
+        self.history.statistics()
     }
 
     /// How many recoveries could start work right now.
