@@ -8,8 +8,9 @@
 //!   fsync it.
 //! - `checkpoint_restore/recovery_checkpoint`: `restore_from_checkpoint` by id (read the file,
 //!   check length and checksum, decode with the guards, restore, snapshot again and compare;
-//!   the target keeps the restored `Arc`, so the compare finds the same allocation, as
-//!   `Checkpointable`'s docs recommend for a state behind an `Arc`).
+//!   the target keeps the restored `Arc`, so the compare finds the same allocation, and frees
+//!   its previous state on the blocking pool and waits for that, both as `Checkpointable`'s
+//!   docs recommend for a large state behind an `Arc`).
 //! - `checkpoint_restore/raw_bincode_decode`: bincode-decode the same bytes from memory.
 //! - `checkpoint_restore/codec_decode_only`: the checkpoint codec's guarded decode of the same
 //!   bytes from memory, so the codec's share of restore is told apart from reading the file
@@ -141,8 +142,12 @@ impl Checkpointable for Target {
         Ok(self.0.lock().unwrap().clone())
     }
     async fn restore(&self, state: Arc<SwarmState>) -> Result<(), SwarmError> {
-        *self.0.lock().unwrap() = state;
-        Ok(())
+        let previous = std::mem::replace(&mut *self.0.lock().unwrap(), state);
+        // Freeing a large state takes milliseconds: do it on the blocking pool, not on this
+        // runtime thread, and wait for it (so its time is still the restore's).
+        tokio::task::spawn_blocking(move || drop(previous))
+            .await
+            .map_err(|e| SwarmError::StateCorruption(e.to_string()))
     }
     /// `restore` keeps the very `Arc` it is given, so right after it `snapshot` returns that
     /// `Arc`: the same allocation proves the state is the checkpoint's, and only a different
