@@ -12,7 +12,8 @@ const REREAD_AFTER: Duration = Duration::from_secs(1);
 /// [`REREAD_AFTER`] of monotonic time.
 ///
 /// A recovery reads the monotonic clock as it starts (for its duration and the retry window); a
-/// second clock read for its timestamp cost about as much as the rest of the history does. The
+/// second clock read for its timestamp cost about 20 ns on the bench machine, a twentieth of a
+/// recovery whose strategy succeeds at once. The
 /// time given is the last wall-clock reading plus the monotonic time since, so it is off by at
 /// most the wall clock's slew within a second (NTP slews at most 500 ppm: 0.5 ms), and a step of
 /// the wall clock shows within a second. Under `tokio::time::pause()` it moves with tokio's clock

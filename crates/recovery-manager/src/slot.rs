@@ -12,10 +12,11 @@ use tokio::sync::Notify;
 /// recoveries that wait for one.
 ///
 /// Taking a free slot when nobody waits, and giving one back, are one atomic operation each plus
-/// a load; only a recovery that has to wait touches the queue (a [`Notify`]). A tokio
-/// `Semaphore` took a lock on every release, which was a seventh of a fast recovery's cost.
-/// Waiters are not served strictly first-come: a woken waiter and one just arriving race for a
-/// freed slot, but a newcomer goes to the queue while anyone waits, so no waiter starves.
+/// a load; only a recovery that has to wait touches the queue (a [`Notify`]). With a tokio
+/// `Semaphore`, which takes a lock on every release, the slot was a seventh of the cost of a
+/// recovery whose strategy succeeds at once. Waiters are not served strictly first-come: a slot
+/// given back goes to whichever waiter looks first. A recovery that arrives while others wait
+/// joins them instead of taking a slot on the fast path.
 #[derive(Debug)]
 pub(crate) struct Slots {
     max: usize,
