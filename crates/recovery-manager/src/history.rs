@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use crossbeam_utils::CachePadded;
+
 use recovery_core::{AgentId, ErrorKind, RecoveryResult, SwarmError, TaskId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -85,7 +87,8 @@ impl Entry {
 #[derive(Debug)]
 pub(crate) struct History {
     capacity: usize,
-    next: Padded<AtomicU64>,
+    /// Off the cache lines the positions' locks are on.
+    next: CachePadded<AtomicU64>,
     chunks: Box<[OnceLock<Box<[Position]>>]>,
 }
 
@@ -95,16 +98,11 @@ type Position = Mutex<Option<(u64, Entry)>>;
 /// Positions per chunk.
 const CHUNK: usize = 256;
 
-/// Keeps the sequence counter off the cache lines the positions' locks are on.
-#[derive(Debug)]
-#[repr(align(128))]
-struct Padded<T>(T);
-
 impl History {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            next: Padded(AtomicU64::new(0)),
+            next: CachePadded::new(AtomicU64::new(0)),
             chunks: (0..capacity.div_ceil(CHUNK))
                 .map(|_| OnceLock::new())
                 .collect(),
@@ -123,7 +121,7 @@ impl History {
     /// any lock). An attempt whose position a newer one (a full ring later) already holds is
     /// itself the one returned: it is older than every attempt the ring keeps.
     pub(crate) fn push(&self, attempt: Entry) -> Option<Entry> {
-        let seq = self.next.0.fetch_add(1, Ordering::Relaxed);
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
         // `capacity` is a `usize`, so the remainder is one.
         let i = (seq % self.capacity as u64) as usize;
         let mut position = self

@@ -234,14 +234,11 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
 
     /// The ids of the registered strategies, in registration order.
     pub fn strategy_ids(&self) -> Vec<String> {
-        self.current_strategies()
+        self.strategies
+            .get()
             .iter()
             .map(|s| s.name.id.to_string())
             .collect()
-    }
-
-    fn current_strategies(&self) -> Arc<[Registered<T>]> {
-        self.strategies.get()
     }
 
     /// Recover `target` from `error`: the spec's entry point. See [`RecoveryManager::recover_with`].
@@ -330,7 +327,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 return Ok(result);
             }
 
-            let strategies = self.current_strategies();
+            let strategies = self.strategies.get();
             let mut candidates: SmallVec<[&Registered<T>; 4]> = SmallVec::new();
             for s in strategies.iter() {
                 if s.strategy.can_handle(&request.error).await {

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use crossbeam_utils::CachePadded;
+
 /// An `Arc<V>` that is read far more often than it is replaced, with one lock and one
 /// allocation per stripe. A thread always reads the stripe it was given when it first read one,
 /// so its lock and reference count stay in its own cache. (One lock and one `Arc` shared by
@@ -12,14 +14,10 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 /// old value, and every read after it sees the new one.
 #[derive(Debug)]
 pub(crate) struct Striped<V: ?Sized> {
-    stripes: Box<[Padded<RwLock<Arc<V>>>]>,
+    stripes: Box<[CachePadded<RwLock<Arc<V>>>]>,
     /// Held while the stripes are replaced, so replacements land in the same order everywhere.
     replacing: Mutex<()>,
 }
-
-#[derive(Debug)]
-#[repr(align(128))]
-struct Padded<T>(T);
 
 impl<V: ?Sized> Striped<V> {
     /// `make()` builds each stripe's copy.
@@ -29,14 +27,16 @@ impl<V: ?Sized> Striped<V> {
             .map_or(4, |n| n.get() * 4)
             .clamp(4, 64);
         Self {
-            stripes: (0..n).map(|_| Padded(RwLock::new(make()))).collect(),
+            stripes: (0..n)
+                .map(|_| CachePadded::new(RwLock::new(make())))
+                .collect(),
             replacing: Mutex::new(()),
         }
     }
 
     /// This thread's copy.
     pub(crate) fn get(&self) -> Arc<V> {
-        let stripe = &self.stripes[stripe_of_this_thread() % self.stripes.len()].0;
+        let stripe = &self.stripes[stripe_of_this_thread() % self.stripes.len()];
         Arc::clone(&stripe.read().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -49,7 +49,7 @@ impl<V: ?Sized> Striped<V> {
             .unwrap_or_else(PoisonError::into_inner);
         let mut out = None;
         for stripe in self.stripes.iter() {
-            let mut value = stripe.0.write().unwrap_or_else(PoisonError::into_inner);
+            let mut value = stripe.write().unwrap_or_else(PoisonError::into_inner);
             let (new, r) = next(&value);
             *value = new;
             out = Some(r);
@@ -77,7 +77,7 @@ mod tests {
         let copies: Vec<*const [u32]> = s
             .stripes
             .iter()
-            .map(|p| Arc::as_ptr(&p.0.read().unwrap()))
+            .map(|p| Arc::as_ptr(&p.read().unwrap()))
             .collect();
         for (i, a) in copies.iter().enumerate() {
             assert!(copies[i + 1..].iter().all(|b| !std::ptr::addr_eq(*a, *b)));
