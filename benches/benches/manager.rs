@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
 use recovery_core::{
-    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError, async_trait,
+    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, StrategyInfo, SwarmError,
+    async_trait,
 };
 use recovery_manager::{RecoveryConfig, RecoveryManager};
 use tokio::runtime::Runtime;
@@ -22,7 +23,7 @@ use tokio::runtime::Runtime;
 struct Instant_;
 
 #[async_trait]
-impl RecoveryStrategy<()> for Instant_ {
+impl StrategyInfo for Instant_ {
     fn strategy_id(&self) -> &str {
         "instant"
     }
@@ -32,14 +33,18 @@ impl RecoveryStrategy<()> for Instant_ {
     async fn can_handle(&self, _: &SwarmError) -> bool {
         true
     }
-    async fn recover(&self, _: &RecoveryContext<()>, _: &SwarmError) -> RecoveryResult {
-        RecoveryResult::success(RecoveryAction::Custom("done".into()), "done")
-    }
     async fn cost_estimate(&self) -> f64 {
         0.1
     }
     async fn requires_external_resources(&self) -> bool {
         false
+    }
+}
+
+#[async_trait]
+impl RecoveryStrategy<()> for Instant_ {
+    async fn recover(&self, _: &RecoveryContext<()>, _: &SwarmError) -> RecoveryResult {
+        RecoveryResult::success(RecoveryAction::Custom("done".into()), "done")
     }
 }
 

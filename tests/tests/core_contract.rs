@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use recovery_core::{
-    ErrorKind, RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError,
-    async_trait,
+    ErrorKind, RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, StrategyInfo,
+    SwarmError, async_trait,
 };
 
 struct Echo;
 
 #[async_trait]
-impl RecoveryStrategy<u32> for Echo {
+impl StrategyInfo for Echo {
     fn strategy_id(&self) -> &str {
         "echo"
     }
@@ -20,14 +20,18 @@ impl RecoveryStrategy<u32> for Echo {
     async fn can_handle(&self, error: &SwarmError) -> bool {
         error.is_recoverable()
     }
-    async fn recover(&self, ctx: &RecoveryContext<u32>, _error: &SwarmError) -> RecoveryResult {
-        RecoveryResult::success(RecoveryAction::Custom(ctx.target.to_string()), "echoed")
-    }
     async fn cost_estimate(&self) -> f64 {
         0.5
     }
     async fn requires_external_resources(&self) -> bool {
         false
+    }
+}
+
+#[async_trait]
+impl RecoveryStrategy<u32> for Echo {
+    async fn recover(&self, ctx: &RecoveryContext<u32>, _error: &SwarmError) -> RecoveryResult {
+        RecoveryResult::success(RecoveryAction::Custom(ctx.target.to_string()), "echoed")
     }
 }
 

@@ -46,10 +46,11 @@ async fn transient_communication_errors_then_success_through_backoff() {
         ..BackoffConfig::default()
     })
     .unwrap();
-    let manager = RecoveryManager::builder()
+    let manager = RecoveryManager::<SwarmCoordinator>::builder()
+        .default_strategies()
         .backoff(backoff)
         .without_sampler()
-        .build::<SwarmCoordinator>()
+        .build()
         .unwrap();
     let c = SwarmCoordinator::with_manager(SwarmConfig::default(), exec.clone(), Arc::new(manager))
         .unwrap();
@@ -214,7 +215,8 @@ async fn state_corrupted_after_a_checkpoint_is_restored_to_equal_it() {
 /// falls, monitoring lowers the level by itself and low-priority work is admitted again.
 #[tokio::test(start_paused = true)]
 async fn memory_pressure_refuses_low_priority_work_and_lifts_when_it_falls() {
-    let manager = RecoveryManager::builder()
+    let manager = RecoveryManager::<SwarmCoordinator>::builder()
+        .default_strategies()
         .config(RecoveryConfig {
             monitoring_interval: Duration::from_secs(1),
             ..RecoveryConfig::default()
@@ -223,7 +225,7 @@ async fn memory_pressure_refuses_low_priority_work_and_lifts_when_it_falls() {
         // heartbeats, so this manager sheds load for it instead.
         .without_sampler()
         .without_backoff()
-        .build::<SwarmCoordinator>()
+        .build()
         .unwrap();
     let c = SwarmCoordinator::with_manager(
         SwarmConfig::default(),

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use recovery_backoff::{BackoffConfig, ExponentialBackoffStrategy, Retry, RetryRequest};
 use recovery_checkpoint::CheckpointRecoveryStrategy;
 use recovery_core::{
-    ErrorKind, RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError,
-    TaskId,
+    ErrorKind, RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, StrategyInfo,
+    SwarmError, TaskId,
 };
 use recovery_degradation::{DegradationConfig, GracefulDegradationStrategy};
 use recovery_manager::{NO_STRATEGY, RecoveryConfig, RecoveryManager};
@@ -42,19 +42,27 @@ impl MyCustomStrategy {
 }
 
 #[async_trait]
-impl RecoveryStrategy<SwarmCoordinator> for MyCustomStrategy {
+impl StrategyInfo for MyCustomStrategy {
     fn strategy_id(&self) -> &str {
         "my_custom_strategy"
     }
-
     fn description(&self) -> &str {
         "replays the transaction log after a failed transaction"
     }
-
     async fn can_handle(&self, error: &SwarmError) -> bool {
         error.kind() == ErrorKind::TransactionFailed
     }
+    async fn cost_estimate(&self) -> f64 {
+        // Cheaper than backoff (0.1), which also handles TransactionFailed: tried first.
+        0.05
+    }
+    async fn requires_external_resources(&self) -> bool {
+        false
+    }
+}
 
+#[async_trait]
+impl RecoveryStrategy<SwarmCoordinator> for MyCustomStrategy {
     async fn recover(
         &self,
         context: &RecoveryContext<SwarmCoordinator>,
@@ -69,15 +77,6 @@ impl RecoveryStrategy<SwarmCoordinator> for MyCustomStrategy {
             "replayed the transaction log",
         )
         .with_confidence(0.95)
-    }
-
-    async fn cost_estimate(&self) -> f64 {
-        // Cheaper than backoff (0.1), which also handles TransactionFailed: tried first.
-        0.05
-    }
-
-    async fn requires_external_resources(&self) -> bool {
-        false
     }
 }
 
@@ -302,12 +301,13 @@ async fn configuration_examples_build_a_working_manager() {
     let degradation =
         GracefulDegradationStrategy::new(degradation_config.clone(), monitor.clone()).unwrap();
 
-    let manager = RecoveryManager::builder()
+    let manager = RecoveryManager::<SwarmCoordinator>::builder()
+        .default_strategies()
         .backoff(ExponentialBackoffStrategy::new(backoff_config).unwrap())
         .checkpoint(checkpoint_strategy)
         .degradation(degradation)
         .without_sampler()
-        .build::<SwarmCoordinator>()
+        .build()
         .unwrap();
     assert!(Arc::ptr_eq(&manager.resource_monitor(), &monitor));
     let coordinator =
@@ -499,7 +499,7 @@ async fn test_exponential_backoff_strategy() {
     let strategy = ExponentialBackoffStrategy::new(BackoffConfig::default()).unwrap();
 
     let error = SwarmError::CommunicationError("test".to_string());
-    assert!(RecoveryStrategy::<FlakyChannel>::can_handle(&strategy, &error).await);
+    assert!(strategy.can_handle(&error).await);
 
     let context = create_test_context();
     let started = tokio::time::Instant::now();
@@ -527,7 +527,7 @@ async fn test_exponential_backoff_strategy() {
     );
     // A corrupt state is not something retrying fixes.
     let corrupt = SwarmError::StateCorruption("x".into());
-    assert!(!RecoveryStrategy::<FlakyChannel>::can_handle(&strategy, &corrupt).await);
+    assert!(!strategy.can_handle(&corrupt).await);
 }
 
 /// "Integration Testing": `test_recovery_manager_integration`. With no task named, backoff's

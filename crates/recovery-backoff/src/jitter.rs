@@ -22,6 +22,15 @@ use crate::config::{BackoffConfig, nanos_to_duration};
 /// | `Equal` | `v/2` + uniform in `[0, v/2]` | `[v/2, v]` |
 /// | `Decorrelated` | `min(max_delay, uniform in [initial_delay, 3 × previous])` | `[initial_delay, min(max_delay, 3 × previous)]` |
 ///
+/// # Exponents, against the article's names
+///
+/// Here delay `n` counts from 0 before the first retry: `v = initial_delay × multiplier^n`, so
+/// the first retry waits `initial_delay` (the spec's 100 ms → 200 ms → 400 ms). The article
+/// writes `base × 2^attempt` with `attempt` counting from 1, so its first retry waits
+/// `2 × base`; its `base` is our `initial_delay / 2` for `Full` and `Equal`, its `cap` our
+/// `max_delay`. For `Decorrelated` its `base` is our `initial_delay`, and the first "previous"
+/// delay is `initial_delay` too, as in the article's `sleep = base` start.
+///
 /// `Proportional` is the spec's jitter and the default ([`BackoffConfig::default_jitter`]
 /// uses `jitter_factor`); its factor is clamped to `0.0..=1.0` (NaN counts as 0). `Full` spreads
 /// clients the most and, in the blog's simulation, finished the contended work with the fewest

@@ -114,6 +114,7 @@ pub use jitter::Jitter;
 pub use retry::{Retry, RetryRequest};
 pub use schedule::Backoff;
 pub use standalone::{
-    BudgetHandle, NotifyNobody, NotifyRetry, RetryEveryError, RetryWhen, Retrying, retry,
+    AdjustDelay, BudgetHandle, KeepDelay, NotifyNobody, NotifyRetry, RetryEveryError, RetrySleeper,
+    RetryWhen, Retrying, TokioSleeper, retry,
 };
 pub use strategy::ExponentialBackoffStrategy;

@@ -40,6 +40,15 @@ pub trait Retry: Send + Sync {
     async fn retry(&self, request: RetryRequest) -> Result<(), SwarmError>;
 }
 
+/// A shared system retries as the system does, so `&Arc<System>` can be passed where a `Retry`
+/// is wanted.
+#[async_trait]
+impl<T: Retry + ?Sized> Retry for std::sync::Arc<T> {
+    async fn retry(&self, request: RetryRequest) -> Result<(), SwarmError> {
+        (**self).retry(request).await
+    }
+}
+
 /// What [`Retry::retry`] is asked to re-run.
 ///
 /// Non-exhaustive, so fields can be added; build one with [`RetryRequest::new`] and the
@@ -60,8 +69,8 @@ pub struct RetryRequest {
     pub failed_task_id: Option<TaskId>,
     /// The agent that failed, if any (from the recovery context).
     pub failed_agent_id: Option<AgentId>,
-    /// Which retry this is: 1 for the first retry of the failure, counting the retries that
-    /// earlier recoveries of the same failure already made (the context's `retry_count`).
+    /// Which retry this is: 1 for the first retry of the failure, counting the retries already
+    /// made for the same failure (the context's `retry_count`).
     pub attempt: u32,
     /// The most recent error: the original one before the first retry, then the last retry's.
     pub error: SwarmError,

@@ -140,14 +140,16 @@ impl Backoff {
                 nanos_to_duration(half + half * self.unit(), v)
             }
             Jitter::Decorrelated => {
+                // The article's `min(cap, uniform(base, 3 * prev))`: the draw spans the whole
+                // range and the cap is applied to what was drawn, so draws past the cap land on
+                // it (capping the range first would never reach the cap).
                 let base = self.initial.min(cap);
-                let high = self.prev.saturating_mul(3).min(cap).max(base);
-                let d = if high == base {
+                let high = self.prev.saturating_mul(3);
+                let d = if high <= base {
                     base
                 } else {
                     let (lo, hi) = (base.as_nanos() as f64, high.as_nanos() as f64);
-                    let d = nanos_to_duration(lo + (hi - lo) * self.unit(), high);
-                    d.max(base)
+                    nanos_to_duration(lo + (hi - lo) * self.unit(), cap).max(base)
                 };
                 self.prev = d;
                 d

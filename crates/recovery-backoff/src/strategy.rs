@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use recovery_core::{
-    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError, async_trait,
+    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, StrategyInfo, SwarmError,
+    TaskId, async_trait,
 };
 use tokio::time::Instant;
 
@@ -17,39 +18,51 @@ use crate::schedule::Backoff;
 
 /// Retries the failed operation with exponential backoff and jitter, through [`Retry`].
 ///
-/// [`recover`](RecoveryStrategy::recover) starts at the context's `retry_count` (retries that
-/// earlier recoveries of the same failure made) and, while fewer than `max_retries` retries have
-/// been made:
+/// [`recover`](RecoveryStrategy::recover) starts at the context's `retry_count` (the retries
+/// already made for this failure of this task, by earlier recoveries or by the caller) and,
+/// while fewer than `max_retries` retries have been made:
 ///
 /// 1. takes the next delay of the schedule ([`BackoffConfig::delay`] of the retry's index, with
-///    the strategy's [`Jitter`]);
+///    the strategy's [`Jitter`]); for [`SwarmError::Overloaded`] the delay is at least the
+///    error's `retry_after` (the system said when it is worth asking again), and a `retry_after`
+///    longer than `max_delay` stops the recovery at once instead of waiting that long;
 /// 2. asks the [`RetryBudget`], if one is set, for a retry; if it refuses, stops with failure
 ///    ("retry budget exhausted") before waiting, since waiting would only hold the recovery;
 /// 3. waits the delay through [`RecoveryContext::sleep`] (so a manager can release its
 ///    concurrency slot; a zero delay arms no timer);
 /// 4. calls [`Retry::retry`] with a [`RetryRequest`] naming the context's task and agent.
 ///
+/// So `max_retries = 5` means at most five re-runs of a failed operation, whichever recoveries
+/// make them: a recovery that starts with `retry_count = 5` makes none.
+///
 /// `Ok` from the target is the only way to success: [`RecoveryAction::Retried`] with the number
 /// of retries this recovery made, confidence 0.9. A non-recoverable error from a retry stops the
 /// retries (retrying cannot fix it) with failure and `continue_recovery: true`: the manager,
 /// which sees the error kinds, decides what comes next. Past `max_retries` the result is failure
 /// naming the retries made and the last error, with `continue_recovery: true`, so the manager
-/// moves on to more expensive strategies. Every result's metadata has `attempts` (retries made),
-/// `retry_count` (where this recovery started), `last_delay_ms` and, on failure, `last_error`.
+/// moves on to more expensive strategies. A failed result that made retries still says so
+/// (`Retried { attempts }` with `success: false`), so a manager can count them. Every result's
+/// metadata has `attempts` (retries made), `retry_count` (where this recovery started),
+/// `last_delay_ms` and, on failure, `last_error`.
+///
+/// Nothing to do is not a success: with no retries left, or for an error that a re-run cannot
+/// fix here, the result is [`RecoveryResult::no_change`] at once, with no delay spent. That is
+/// the case for `Overloaded` and `SwarmSizeLimitExceeded` when the context names no task: there
+/// is no operation to run again, and shedding load (degradation) should act at once.
 ///
 /// Handles every recoverable kind except `StateCorruption` (retrying a corrupt state does not
 /// help; a checkpoint does): `CommunicationError`, `CoordinationTimeout`, `ConcurrencyError`,
 /// `TransactionFailed`, `ResourceConflict`, `SwarmSizeLimitExceeded`, `Overloaded`, `Storage`.
 /// Cost 0.1, no external resources (the spec's).
 ///
-/// If a budget is set, each `recover` deposits once (for the operation's failed first run)
-/// and withdraws once before each retry.
+/// If a budget is set, each `recover` that may retry deposits once (for the operation's failed
+/// first run) and withdraws once before each retry.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use recovery_backoff::{BackoffConfig, ExponentialBackoffStrategy, Retry, RetryRequest};
-/// use recovery_core::{async_trait, RecoveryAction, RecoveryContext, RecoveryStrategy, SwarmError};
+/// use recovery_core::{async_trait, RecoveryAction, RecoveryContext, RecoveryStrategy, StrategyInfo, SwarmError};
 ///
 /// struct Flaky { runs: AtomicU32 }
 /// #[async_trait]
@@ -63,9 +76,10 @@ use crate::schedule::Backoff;
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // The spec's lines.
 /// let strategy = ExponentialBackoffStrategy::new(BackoffConfig::default())?;
-/// let error = SwarmError::CommunicationError("Network timeout".into());
-/// assert!(RecoveryStrategy::<Flaky>::can_handle(&strategy, &error).await);
+/// let error = SwarmError::CommunicationError("test".to_string());
+/// assert!(strategy.can_handle(&error).await);
 ///
 /// let target = Arc::new(Flaky { runs: AtomicU32::new(0) });
 /// let result = strategy.recover(&RecoveryContext::new(target.clone()), &error).await;
@@ -79,6 +93,7 @@ pub struct ExponentialBackoffStrategy {
     config: BackoffConfig,
     jitter: Jitter,
     budget: Option<Arc<RetryBudget>>,
+    seed: Option<u64>,
 }
 
 impl Default for ExponentialBackoffStrategy {
@@ -89,6 +104,7 @@ impl Default for ExponentialBackoffStrategy {
             jitter: config.default_jitter(),
             config,
             budget: None,
+            seed: None,
         }
     }
 }
@@ -96,12 +112,17 @@ impl Default for ExponentialBackoffStrategy {
 impl ExponentialBackoffStrategy {
     /// A strategy with `config` (checked), its [default jitter](BackoffConfig::default_jitter)
     /// and no budget.
+    ///
+    /// # Errors
+    ///
+    /// [`BackoffConfigError`] naming the bad field.
     pub fn new(config: BackoffConfig) -> Result<Self, BackoffConfigError> {
         config.validate()?;
         Ok(Self {
             jitter: config.default_jitter(),
             config,
             budget: None,
+            seed: None,
         })
     }
 
@@ -115,6 +136,15 @@ impl ExponentialBackoffStrategy {
     /// same dependency).
     pub fn with_budget(mut self, budget: Arc<RetryBudget>) -> Self {
         self.budget = Some(budget);
+        self
+    }
+
+    /// The same strategy drawing its jitter from generators seeded from `seed`, so that a run
+    /// replays exactly (simulations, reproducible drills). Each recovery's generator is seeded
+    /// from `seed`, the failed task and the retry count, so recoveries do not share a stream
+    /// and their order does not matter.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
         self
     }
 
@@ -146,6 +176,52 @@ impl ExponentialBackoffStrategy {
                 | SwarmError::Storage(_)
         )
     }
+
+    /// Why this recovery cannot make a retry that could help, if it cannot.
+    fn nothing_to_retry(
+        &self,
+        error: &SwarmError,
+        task: Option<TaskId>,
+        done: u32,
+    ) -> Option<String> {
+        if !Self::handles(error) {
+            return Some(format!(
+                "exponential backoff does not retry {}",
+                error.kind()
+            ));
+        }
+        if task.is_none()
+            && matches!(
+                error,
+                SwarmError::Overloaded { .. } | SwarmError::SwarmSizeLimitExceeded(_)
+            )
+        {
+            return Some(format!(
+                "{} names no task, so there is nothing to run again; shedding load must act",
+                error.kind()
+            ));
+        }
+        if done >= self.config.max_retries {
+            return Some(format!(
+                "no retries left: {done} of max_retries {} already made for this failure",
+                self.config.max_retries
+            ));
+        }
+        None
+    }
+
+    /// The schedule for a recovery that starts after `done` retries of `task`'s failure.
+    fn schedule(&self, task: Option<TaskId>, done: u32) -> Backoff {
+        let schedule = Backoff::new(&self.config, self.jitter).starting_at(done);
+        match self.seed {
+            Some(seed) => {
+                let task = task.map_or(0, |t| t.as_uuid().as_u128());
+                let mixed = seed ^ (task as u64) ^ ((task >> 64) as u64).rotate_left(17);
+                schedule.with_seed(mixed ^ u64::from(done).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            }
+            None => schedule,
+        }
+    }
 }
 
 /// What a recovery did, for the result's metadata.
@@ -157,23 +233,31 @@ struct Tally {
 
 impl Tally {
     fn finish(&self, result: RecoveryResult, started: Instant) -> RecoveryResult {
-        let action = if self.attempts > 0 || result.success {
-            RecoveryAction::Retried {
+        let result = if self.attempts > 0 {
+            result.with_action(RecoveryAction::Retried {
                 attempts: self.attempts,
-            }
+            })
         } else {
-            RecoveryAction::None
+            result
         };
-        RecoveryResult { action, ..result }
+        result
             .with_metadata("attempts", self.attempts.to_string())
             .with_metadata("retry_count", self.start.to_string())
             .with_metadata("last_delay_ms", self.last_delay.as_millis().to_string())
             .with_duration(started.elapsed())
     }
+
+    fn failed(&self, started: Instant, why: String, last_error: &SwarmError) -> RecoveryResult {
+        self.finish(
+            RecoveryResult::failure(RecoveryAction::None, why)
+                .with_metadata("last_error", last_error.to_string()),
+            started,
+        )
+    }
 }
 
 #[async_trait]
-impl<T: Retry + ?Sized> RecoveryStrategy<T> for ExponentialBackoffStrategy {
+impl StrategyInfo for ExponentialBackoffStrategy {
     fn strategy_id(&self) -> &str {
         "exponential_backoff"
     }
@@ -186,6 +270,17 @@ impl<T: Retry + ?Sized> RecoveryStrategy<T> for ExponentialBackoffStrategy {
         Self::handles(error)
     }
 
+    async fn cost_estimate(&self) -> f64 {
+        0.1
+    }
+
+    async fn requires_external_resources(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait]
+impl<T: Retry + ?Sized> RecoveryStrategy<T> for ExponentialBackoffStrategy {
     async fn recover(&self, context: &RecoveryContext<T>, error: &SwarmError) -> RecoveryResult {
         let started = Instant::now();
         let mut tally = Tally {
@@ -193,35 +288,43 @@ impl<T: Retry + ?Sized> RecoveryStrategy<T> for ExponentialBackoffStrategy {
             attempts: 0,
             last_delay: Duration::ZERO,
         };
-        if !Self::handles(error) {
-            return tally.finish(
-                RecoveryResult::failure(
-                    RecoveryAction::None,
-                    format!("exponential backoff does not retry {}", error.kind()),
-                ),
+        if let Some(why) = self.nothing_to_retry(error, context.failed_task_id, context.retry_count)
+        {
+            return tally.finish(RecoveryResult::no_change(why), started);
+        }
+        // The least delay the system asked for, and whether it is longer than we may wait.
+        let least = match error {
+            SwarmError::Overloaded { retry_after, .. } => *retry_after,
+            _ => Duration::ZERO,
+        };
+        if least > self.config.max_delay {
+            return tally.failed(
                 started,
+                format!(
+                    "the system asks to wait {least:?} before trying again, longer than max_delay ({:?}); not retrying",
+                    self.config.max_delay
+                ),
+                error,
             );
         }
         if let Some(budget) = &self.budget {
             budget.deposit();
         }
         let max = self.config.max_retries;
-        let mut schedule = Backoff::new(&self.config, self.jitter).starting_at(context.retry_count);
+        let mut schedule = self.schedule(context.failed_task_id, context.retry_count);
         let mut last_error = error.clone();
         while let Some(delay) = schedule.next() {
             let retry_number = schedule.attempt();
+            let delay = delay.max(least);
             if let Some(budget) = &self.budget {
                 if !budget.withdraw() {
-                    return tally.finish(
-                        RecoveryResult::failure(
-                            RecoveryAction::None,
-                            format!(
-                                "retry budget exhausted after {} retries; last error: {last_error}",
-                                tally.attempts
-                            ),
-                        )
-                        .with_metadata("last_error", last_error.to_string()),
+                    return tally.failed(
                         started,
+                        format!(
+                            "retry budget exhausted after {} retries; last error: {last_error}",
+                            tally.attempts
+                        ),
+                        &last_error,
                     );
                 }
             }
@@ -248,15 +351,12 @@ impl<T: Retry + ?Sized> RecoveryStrategy<T> for ExponentialBackoffStrategy {
                     );
                 }
                 Err(e) if !e.is_recoverable() => {
-                    return tally.finish(
-                        RecoveryResult::failure(
-                            RecoveryAction::None,
-                            format!(
-                                "retry {retry_number} failed with a non-recoverable error, so retrying stopped: {e}"
-                            ),
-                        )
-                        .with_metadata("last_error", e.to_string()),
+                    return tally.failed(
                         started,
+                        format!(
+                            "retry {retry_number} failed with a non-recoverable error, so retrying stopped: {e}"
+                        ),
+                        &e,
                     );
                 }
                 Err(e) => {
@@ -265,25 +365,14 @@ impl<T: Retry + ?Sized> RecoveryStrategy<T> for ExponentialBackoffStrategy {
                 }
             }
         }
-        tally.finish(
-            RecoveryResult::failure(
-                RecoveryAction::None,
-                format!(
-                    "gave up after {} retries in this recovery (max_retries {max}, retry_count {}); last error: {last_error}",
-                    tally.attempts, context.retry_count
-                ),
-            )
-            .with_metadata("last_error", last_error.to_string()),
+        tally.failed(
             started,
+            format!(
+                "gave up after {} retries in this recovery (max_retries {max}, retry_count {}); last error: {last_error}",
+                tally.attempts, context.retry_count
+            ),
+            &last_error,
         )
-    }
-
-    async fn cost_estimate(&self) -> f64 {
-        0.1
-    }
-
-    async fn requires_external_resources(&self) -> bool {
-        false
     }
 }
 
@@ -295,9 +384,9 @@ mod tests {
     #[tokio::test]
     async fn handles_every_recoverable_kind_but_state_corruption() {
         let strategy = ExponentialBackoffStrategy::default();
-        for kind in ErrorKind::ALL {
+        for &kind in ErrorKind::ALL {
             let error = sample(kind);
-            let handled = RecoveryStrategy::<dyn Retry>::can_handle(&strategy, &error).await;
+            let handled = strategy.can_handle(&error).await;
             assert_eq!(
                 handled,
                 kind.is_recoverable() && kind != ErrorKind::StateCorruption,

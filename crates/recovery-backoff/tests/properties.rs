@@ -239,7 +239,8 @@ proptest! {
     ) {
         use std::future::Future;
         use std::task::{Context, Poll, Waker};
-        // Zero delays: the whole retry completes in one poll, with no runtime and no timer.
+        // Zero delays: no runtime and no timer; the retry yields once before each re-run (it
+        // wakes itself and returns Pending), so it completes in one poll per run.
         let config = BackoffConfig {
             initial_delay: Duration::ZERO,
             max_delay: Duration::ZERO,
@@ -261,16 +262,24 @@ proptest! {
             })
             .jitter(j);
             let mut fut = std::pin::pin!(fut);
-            let Poll::Ready(result) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {
-                return Err(TestCaseError::fail("a zero-delay retry waited"));
+            let mut polls = 0u32;
+            loop {
+                polls += 1;
+                if let Poll::Ready(result) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                    break (result, polls);
+                }
+                if polls > 100 {
+                    return Err(TestCaseError::fail("a zero-delay retry never finished"));
+                }
+            }
         };
-        result
-        };
+        let (result, polls) = result;
         // The reference: run until success, a fatal error, or max_retries retries.
         let stop = fatal_at.filter(|f| *f < failures).map_or(failures, |f| f.min(failures));
         let expected_runs = stop.min(max_retries) + 1;
         prop_assert_eq!(runs, expected_runs);
         prop_assert_eq!(notified, expected_runs - 1);
+        prop_assert_eq!(polls, expected_runs, "one yield before each re-run");
         if failures <= max_retries && fatal_at.is_none_or(|f| f >= failures) {
             prop_assert_eq!(result, Ok(failures));
         } else {

@@ -106,18 +106,155 @@ async fn when_decides_which_errors_are_retried() {
 }
 
 #[test]
-fn zero_delays_arm_no_timer() {
-    // Polled once with a waker that does nothing and no runtime at all: if a timer were armed
-    // (or a runtime needed), this could not complete in one poll.
+fn zero_delays_arm_no_timer_and_yield_before_each_rerun() {
+    // Polled with a waker that counts its wake-ups and no runtime at all: if a timer were armed
+    // (or a runtime needed), this could not complete. Each zero-delay retry yields once: it
+    // wakes itself and returns Pending, as `tokio::task::yield_now` does.
+    struct Count(AtomicU32);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
     let config = BackoffConfig {
         initial_delay: Duration::ZERO,
         max_delay: Duration::ZERO,
         ..BackoffConfig::default()
     };
     let runs = AtomicU32::new(0);
+    let wakes = Arc::new(Count(AtomicU32::new(0)));
+    let waker = Waker::from(wakes.clone());
     let mut fut = pin!(retry(&config, failing(&runs, 3, comm())).jitter(Jitter::Full));
-    let mut cx = Context::from_waker(Waker::noop());
+    let mut cx = Context::from_waker(&waker);
+    for retry in 1..=3 {
+        assert_eq!(fut.as_mut().poll(&mut cx), Poll::Pending);
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            retry,
+            "it asked to be polled again"
+        );
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            retry,
+            "the re-run waits for the next poll"
+        );
+    }
     assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(4)));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_operation_that_fails_synchronously_does_not_starve_its_thread() {
+    // A thousand zero-delay retries of an operation that never awaits, on one thread: another
+    // task gets to run between them (before the yield, it ran only once the retry was over).
+    let config = BackoffConfig {
+        initial_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+        max_retries: 1000,
+        ..BackoffConfig::default()
+    };
+    let ticks = Arc::new(AtomicU32::new(0));
+    let ticker = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                ticks.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut seen_while_retrying = 0;
+    let runs = AtomicU32::new(0);
+    let result = retry(&config, || {
+        runs.fetch_add(1, Ordering::SeqCst);
+        seen_while_retrying = seen_while_retrying.max(ticks.load(Ordering::SeqCst));
+        std::future::ready(Err::<(), _>("refused"))
+    })
+    .await;
+    ticker.abort();
+    assert_eq!(result, Err("refused"));
+    assert_eq!(runs.load(Ordering::SeqCst), 1001);
+    assert!(
+        seen_while_retrying >= 500,
+        "the other task ran only {seen_while_retrying} times during 1000 retries"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn adjust_sets_the_delay_from_the_error_and_can_stop() {
+    // Retry-After: the error says how long to wait; the schedule's delay is the floor.
+    let runs = AtomicU32::new(0);
+    let started = Instant::now();
+    let overloaded = SwarmError::Overloaded {
+        reason: "busy".into(),
+        retry_after: Duration::from_secs(30),
+    };
+    let mut planned_seen = Vec::new();
+    let result = retry(&BackoffConfig::default(), failing(&runs, 2, overloaded))
+        .jitter(Jitter::None)
+        .adjust(|e: &SwarmError, planned| {
+            planned_seen.push(planned);
+            match e {
+                SwarmError::Overloaded { retry_after, .. } => planned.map(|d| d.max(*retry_after)),
+                _ => planned,
+            }
+        })
+        .await;
+    assert_eq!(result, Ok(3));
+    assert_eq!(started.elapsed(), Duration::from_secs(60));
+    assert_eq!(
+        planned_seen,
+        [
+            Some(Duration::from_millis(100)),
+            Some(Duration::from_millis(200))
+        ]
+    );
+
+    // `None` stops at once with the error, and `planned` is `None` once no retry is left.
+    let runs = AtomicU32::new(0);
+    let config = BackoffConfig {
+        max_retries: 1,
+        ..BackoffConfig::default()
+    };
+    let mut planned_seen = Vec::new();
+    let result = retry(&config, failing(&runs, u32::MAX, "boom"))
+        .adjust(|_, planned| {
+            planned_seen.push(planned);
+            planned
+        })
+        .await;
+    assert_eq!(result, Err("boom"));
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(planned_seen.len(), 2);
+    assert_eq!(planned_seen[1], None);
+    let runs = AtomicU32::new(0);
+    let result = retry(&BackoffConfig::default(), failing(&runs, u32::MAX, "boom"))
+        .adjust(|_, _| None)
+        .await;
+    assert_eq!((result, runs.load(Ordering::SeqCst)), (Err("boom"), 1));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_custom_sleeper_does_the_waiting() {
+    // No paused clock and no real wait: the sleeper records each delay and returns at once.
+    let waited = std::sync::Mutex::new(Vec::new());
+    let runs = AtomicU32::new(0);
+    let started = std::time::Instant::now();
+    let result = retry(&BackoffConfig::default(), failing(&runs, 3, comm()))
+        .jitter(Jitter::None)
+        .sleep(|d: Duration| {
+            waited.lock().unwrap().push(d);
+            std::future::ready(())
+        })
+        .await;
+    assert_eq!(result, Ok(4));
+    assert_eq!(
+        *waited.lock().unwrap(),
+        [100, 200, 400].map(Duration::from_millis)
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "it slept for real"
+    );
 }
 
 #[tokio::test(start_paused = true)]

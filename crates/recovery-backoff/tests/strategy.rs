@@ -8,8 +8,8 @@ use recovery_backoff::{
     BackoffConfig, ExponentialBackoffStrategy, Jitter, Retry, RetryBudget, RetryRequest,
 };
 use recovery_core::{
-    AgentId, RecoveryAction, RecoveryContext, RecoveryStrategy, Sleeper, SwarmError, TaskId,
-    async_trait,
+    AgentId, RecoveryAction, RecoveryContext, RecoveryStrategy, Sleeper, StrategyInfo, SwarmError,
+    TaskId, async_trait,
 };
 use tokio::time::Instant;
 
@@ -174,13 +174,103 @@ async fn retry_count_is_where_the_schedule_starts() {
         [4, 5]
     );
 
-    // Already at max_retries: nothing is run, nothing is claimed.
+    // Already at max_retries: nothing is run, nothing is claimed, and it says so.
     let spent = Flaky::new(vec![]);
     let ctx = RecoveryContext::new(spent.clone()).with_retry_count(5);
+    let started = Instant::now();
     let result = no_jitter().recover(&ctx, &comm("down")).await;
     assert!(!result.success && result.continue_recovery);
-    assert_eq!(result.action, RecoveryAction::None);
+    assert!(result.is_no_change(), "{:?}", result.action);
+    assert!(
+        result.action_taken.contains("no retries left"),
+        "{}",
+        result.action_taken
+    );
     assert!(spent.runs().is_empty());
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_retries_bounds_the_reruns_of_a_failure_across_recoveries() {
+    // Each recovery is told how many retries earlier ones made (what a manager passes as
+    // `retry_count`): however the five are split, there are five re-runs in all.
+    for first in 0..=5u32 {
+        let target = Flaky::always(comm("down"));
+        let strategy = no_jitter();
+        let ctx = RecoveryContext::new(target.clone()).with_task(TaskId::from_u128(1));
+        // A first recovery that stops after `first` retries: its budget (no floor, `first`
+        // retries per request) refuses the rest.
+        let capped = no_jitter().with_budget(Arc::new(
+            RetryBudget::new(Duration::from_secs(60), 0, f64::from(first)).unwrap(),
+        ));
+        let r1 = capped.recover(&ctx, &comm("down")).await;
+        assert_eq!(r1.retries_made(), first.min(5), "first = {first}");
+        let ctx = ctx.with_retry_count(r1.retries_made());
+        let r2 = strategy.recover(&ctx, &comm("down")).await;
+        assert_eq!(
+            target.runs().len(),
+            5,
+            "first = {first}: {} + {}",
+            r1.retries_made(),
+            r2.retries_made()
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn overloaded_waits_at_least_its_retry_after() {
+    let target = Flaky::new(vec![]);
+    let ctx = RecoveryContext::new(target.clone()).with_task(TaskId::from_u128(3));
+    let overloaded = SwarmError::Overloaded {
+        reason: "level Minimal refuses Low".into(),
+        retry_after: Duration::from_secs(30),
+    };
+    let started = Instant::now();
+    let result = no_jitter().recover(&ctx, &overloaded).await;
+    assert!(result.success, "{result:?}");
+    // The schedule's first delay is 100 ms; the system asked for 30 s.
+    assert_eq!(target.run_times(), [Duration::from_secs(30)]);
+    assert_eq!(started.elapsed(), Duration::from_secs(30));
+
+    // Told to wait longer than max_delay: it does not retry, and does not wait.
+    let target = Flaky::new(vec![]);
+    let ctx = RecoveryContext::new(target.clone()).with_task(TaskId::from_u128(3));
+    let too_long = SwarmError::Overloaded {
+        reason: "draining".into(),
+        retry_after: Duration::from_secs(600),
+    };
+    let started = Instant::now();
+    let result = no_jitter().recover(&ctx, &too_long).await;
+    assert!(!result.success && result.continue_recovery);
+    assert!(
+        result.action_taken.contains("longer than max_delay"),
+        "{}",
+        result.action_taken
+    );
+    assert!(target.runs().is_empty());
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn overload_without_a_task_is_left_to_degradation_at_once() {
+    // No task: nothing a re-run could fix, so no schedule is spent on it.
+    for error in [
+        SwarmError::Overloaded {
+            reason: "cpu".into(),
+            retry_after: Duration::from_secs(1),
+        },
+        SwarmError::SwarmSizeLimitExceeded("600 tasks".into()),
+    ] {
+        let target = Flaky::new(vec![]);
+        let started = Instant::now();
+        let result = no_jitter()
+            .recover(&RecoveryContext::new(target.clone()), &error)
+            .await;
+        assert!(!result.success && result.continue_recovery, "{result:?}");
+        assert!(result.is_no_change(), "{result:?}");
+        assert!(target.runs().is_empty());
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -188,12 +278,12 @@ async fn a_non_recoverable_error_is_not_retried() {
     let strategy = no_jitter();
     let target = Flaky::new(vec![]);
     let fatal = SwarmError::ProtocolMismatch("v1 vs v3".into());
-    assert!(!RecoveryStrategy::<Flaky>::can_handle(&strategy, &fatal).await);
+    assert!(!strategy.can_handle(&fatal).await);
     let result = strategy
         .recover(&RecoveryContext::new(target.clone()), &fatal)
         .await;
     assert!(!result.success);
-    assert_eq!(result.action, RecoveryAction::None);
+    assert!(result.is_no_change(), "{:?}", result.action);
     assert!(
         target.runs().is_empty(),
         "a non-recoverable error is never retried"
@@ -220,7 +310,7 @@ async fn state_corruption_is_left_to_checkpoints() {
     let strategy = no_jitter();
     let target = Flaky::new(vec![]);
     let error = SwarmError::StateCorruption("bad".into());
-    assert!(!RecoveryStrategy::<Flaky>::can_handle(&strategy, &error).await);
+    assert!(!strategy.can_handle(&error).await);
     let result = strategy
         .recover(&RecoveryContext::new(target.clone()), &error)
         .await;

@@ -72,3 +72,22 @@ pub trait Checkpointable: Send + Sync {
         checkpoint == current
     }
 }
+
+/// A shared system checkpoints as the system does, so the spec's
+/// `strategy.create_checkpoint(&coordinator)` works with the `Arc` users hold.
+#[async_trait]
+impl<T: Checkpointable + ?Sized> Checkpointable for std::sync::Arc<T> {
+    type State = T::State;
+
+    async fn snapshot(&self) -> Result<Self::State, SwarmError> {
+        (**self).snapshot().await
+    }
+
+    async fn restore(&self, state: Self::State) -> Result<(), SwarmError> {
+        (**self).restore(state).await
+    }
+
+    fn is_restored(&self, checkpoint: &Self::State, current: &Self::State) -> bool {
+        (**self).is_restored(checkpoint, current)
+    }
+}

@@ -3,7 +3,7 @@
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use recovery_checkpoint::{Checkpointable, CheckpointRecoveryStrategy, FileStore};
-//! use recovery_core::{RecoveryAction, RecoveryContext, RecoveryStrategy, SwarmError};
+//! use recovery_core::{RecoveryAction, RecoveryContext, RecoveryStrategy, StrategyInfo, SwarmError};
 //!
 //! /// A system whose whole state is a list of task names.
 //! struct Tasks(Mutex<Vec<String>>);
@@ -25,23 +25,24 @@
 //! let store = Arc::new(FileStore::open(dir.path())?);
 //! let strategy = CheckpointRecoveryStrategy::with_store(store, 10)?;
 //!
-//! let tasks = Arc::new(Tasks(Mutex::new(vec!["index".into(), "train".into()])));
-//! let checkpoint_id = strategy.create_checkpoint(&*tasks).await?;
+//! // The spec's lines: the strategy takes the `Arc` you hold.
+//! let coordinator = Arc::new(Tasks(Mutex::new(vec!["index".into(), "train".into()])));
+//! let checkpoint_id = strategy.create_checkpoint(&coordinator).await?;
 //!
 //! // The state goes bad ...
-//! tasks.0.lock().unwrap().clear();
+//! coordinator.0.lock().unwrap().clear();
 //!
 //! // ... and the strategy puts it back, and says so only once the state equals the checkpoint.
 //! let error = SwarmError::StateCorruption("task list lost".into());
-//! assert!(RecoveryStrategy::<Tasks>::can_handle(&strategy, &error).await);
-//! let result = strategy.recover(&RecoveryContext::new(tasks.clone()), &error).await;
+//! assert!(strategy.can_handle(&error).await);
+//! let result = strategy.recover(&RecoveryContext::new(coordinator.clone()), &error).await;
 //! assert!(result.success);
 //! assert_eq!(result.action, RecoveryAction::Restored { checkpoint_id });
-//! assert_eq!(*tasks.0.lock().unwrap(), ["index", "train"]);
+//! assert_eq!(*coordinator.0.lock().unwrap(), ["index", "train"]);
 //!
 //! // A named checkpoint can be restored too.
-//! let report = strategy.restore_from_checkpoint(&*tasks, Some(checkpoint_id)).await?;
-//! assert_eq!(report.checkpoint_id, checkpoint_id);
+//! let restored = strategy.restore_from_checkpoint(&coordinator, Some(checkpoint_id)).await?;
+//! assert_eq!(restored.checkpoint_id, checkpoint_id);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use recovery_core::{
-    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError,
+    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, StrategyInfo, SwarmError,
 };
 use uuid::Uuid;
 
@@ -257,7 +257,7 @@ fn handles(error: &SwarmError) -> bool {
 }
 
 #[async_trait]
-impl<T: Checkpointable + ?Sized> RecoveryStrategy<T> for CheckpointRecoveryStrategy {
+impl StrategyInfo for CheckpointRecoveryStrategy {
     fn strategy_id(&self) -> &str {
         "checkpoint_recovery"
     }
@@ -273,13 +273,24 @@ impl<T: Checkpointable + ?Sized> RecoveryStrategy<T> for CheckpointRecoveryStrat
         handles(error)
     }
 
+    async fn cost_estimate(&self) -> f64 {
+        0.3
+    }
+
+    async fn requires_external_resources(&self) -> bool {
+        self.store.uses_external_resources()
+    }
+}
+
+#[async_trait]
+impl<T: Checkpointable + ?Sized> RecoveryStrategy<T> for CheckpointRecoveryStrategy {
     async fn recover(&self, context: &RecoveryContext<T>, error: &SwarmError) -> RecoveryResult {
         let started = Instant::now();
         if !handles(error) {
-            return RecoveryResult::failure(
-                RecoveryAction::None,
-                format!("checkpoint recovery does not handle {}", error.kind()),
-            )
+            return RecoveryResult::no_change(format!(
+                "checkpoint recovery does not handle {}",
+                error.kind()
+            ))
             .with_duration(started.elapsed());
         }
         match self.restore_from_checkpoint(&*context.target, None).await {
@@ -323,14 +334,6 @@ impl<T: Checkpointable + ?Sized> RecoveryStrategy<T> for CheckpointRecoveryStrat
                 result.with_duration(started.elapsed())
             }
         }
-    }
-
-    async fn cost_estimate(&self) -> f64 {
-        0.3
-    }
-
-    async fn requires_external_resources(&self) -> bool {
-        self.store.uses_external_resources()
     }
 }
 

@@ -10,7 +10,9 @@ use common::{SwarmState, Target};
 use recovery_checkpoint::{
     CheckpointError, CheckpointRecoveryStrategy, CheckpointStore, Codec, FileStore, MemoryStore,
 };
-use recovery_core::{ErrorKind, RecoveryAction, RecoveryContext, RecoveryStrategy, SwarmError};
+use recovery_core::{
+    ErrorKind, RecoveryAction, RecoveryContext, RecoveryStrategy, StrategyInfo, SwarmError,
+};
 use uuid::Uuid;
 
 fn file_strategy(
@@ -284,10 +286,9 @@ async fn handles_corruption_and_concurrency_only_and_asking_changes_nothing() {
     assert_eq!(s.cost_estimate().await, 0.3);
     assert!(s.requires_external_resources().await);
     assert!(
-        !RecoveryStrategy::<Target>::requires_external_resources(
-            &CheckpointRecoveryStrategy::default()
-        )
-        .await
+        !CheckpointRecoveryStrategy::default()
+            .requires_external_resources()
+            .await
     );
     assert!(s.can_handle(&corruption()).await);
     assert!(

@@ -59,7 +59,9 @@ pub struct RecoveryContext<T: ?Sized> {
     pub failed_task_id: Option<TaskId>,
     /// The agent that failed, if any.
     pub failed_agent_id: Option<AgentId>,
-    /// How many recovery attempts already ran for this error kind and task (0 on the first).
+    /// How many times the failed operation was already re-run for this failure of this task,
+    /// before this recovery (0 on the first recovery of a failure). A retry strategy with
+    /// `max_retries = 5` makes at most `5 - retry_count` more.
     pub retry_count: u32,
     /// When the error happened.
     pub error_timestamp: SystemTime,
@@ -99,7 +101,7 @@ impl<T: ?Sized> RecoveryContext<T> {
         self
     }
 
-    /// Set how many attempts already ran.
+    /// Set how many retries were already made for this failure.
     pub fn with_retry_count(mut self, retry_count: u32) -> Self {
         self.retry_count = retry_count;
         self

@@ -190,8 +190,9 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 14] = [
+    /// Every kind, in declaration order. A slice, so that kinds can be added without breaking
+    /// code that iterates over it.
+    pub const ALL: &'static [ErrorKind] = &[
         Self::CommunicationError,
         Self::CoordinationTimeout,
         Self::SwarmSizeLimitExceeded,
@@ -254,10 +255,15 @@ impl fmt::Display for ErrorKind {
 
 /// The error of parsing an [`ErrorKind`] from a name that is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown error kind `{name}`; expected one of: {}", ErrorKind::ALL.map(ErrorKind::as_str).join(", "))]
+#[error("unknown error kind `{name}`; expected one of: {}", kind_names())]
 pub struct UnknownErrorKind {
     /// The name that did not parse.
     pub name: String,
+}
+
+fn kind_names() -> String {
+    let names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+    names.join(", ")
 }
 
 impl FromStr for ErrorKind {
@@ -265,7 +271,8 @@ impl FromStr for ErrorKind {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| UnknownErrorKind { name: s.to_owned() })
     }
@@ -303,7 +310,7 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips_through_its_error_and_its_name() {
-        for kind in ErrorKind::ALL {
+        for &kind in ErrorKind::ALL {
             assert_eq!(sample(kind).kind(), kind);
             assert_eq!(kind.as_str().parse::<ErrorKind>(), Ok(kind));
         }
@@ -312,7 +319,8 @@ mod tests {
     #[test]
     fn recoverable_split_is_the_specs() {
         let fatal: Vec<_> = ErrorKind::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|k| !k.is_recoverable())
             .collect();
         assert_eq!(
@@ -337,7 +345,7 @@ mod tests {
 
     #[test]
     fn errors_round_trip_through_serde() {
-        for kind in ErrorKind::ALL {
+        for &kind in ErrorKind::ALL {
             let e = sample(kind);
             let json = serde_json::to_string(&e).unwrap();
             assert_eq!(serde_json::from_str::<SwarmError>(&json).unwrap(), e);

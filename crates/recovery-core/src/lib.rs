@@ -45,7 +45,7 @@ pub use error::{ErrorKind, SwarmError, SwarmResult, UnknownErrorKind};
 pub use id::{AgentId, TaskId};
 pub use priority::{Priority, UnknownPriority};
 pub use result::{RecoveryAction, RecoveryResult};
-pub use strategy::RecoveryStrategy;
+pub use strategy::{RecoveryStrategy, StrategyInfo};
 
 /// Re-exported so strategy crates and users name one `async_trait`.
 pub use async_trait::async_trait;

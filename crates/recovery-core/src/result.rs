@@ -12,8 +12,15 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum RecoveryAction {
-    /// Nothing was done (the strategy could not act, or declined).
+    /// Nothing was done: the strategy could not act, declined, or tried and failed before it
+    /// changed anything.
     None,
+    /// The strategy looked and found nothing to change (the system already runs at the level
+    /// the load calls for, no task needed moving). Never a success: nothing happened.
+    NoChange {
+        /// What was found, and why nothing was done.
+        reason: String,
+    },
     /// The failed operation was re-run; `attempts` counts the runs this recovery made.
     Retried {
         /// How many times the operation was run by this recovery.
@@ -55,6 +62,7 @@ impl fmt::Display for RecoveryAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::None => f.write_str("none"),
+            Self::NoChange { reason } => write!(f, "no change: {reason}"),
             Self::Retried { attempts } => write!(f, "retried ({attempts} attempts)"),
             Self::Restored { checkpoint_id } => write!(f, "restored checkpoint {checkpoint_id}"),
             Self::Degraded { level } => write!(f, "degraded to level {level}"),
@@ -72,6 +80,14 @@ impl fmt::Display for RecoveryAction {
 ///
 /// `success` is true only when the strategy's effect really happened (the retried operation
 /// succeeded, the state equals the checkpoint, the level was applied, the component runs again).
+/// A strategy that found nothing to do returns [`RecoveryResult::no_change`]: not a success,
+/// whatever it found, so that nobody counts it as progress.
+///
+/// The fields are public to read and to change, and the spec's patterns match on them; the
+/// struct is `#[non_exhaustive]` so that fields can be added, so outside this crate a result is
+/// built with [`success`](Self::success), [`failure`](Self::failure),
+/// [`no_change`](Self::no_change) or [`manual_intervention`](Self::manual_intervention) and
+/// the `with_*` methods.
 ///
 /// ```
 /// use std::time::Duration;
@@ -86,6 +102,7 @@ impl fmt::Display for RecoveryAction {
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RecoveryResult {
     /// Whether the recovery's effect happened.
     pub success: bool,
@@ -128,6 +145,46 @@ impl RecoveryResult {
             metadata: HashMap::new(),
             action,
         }
+    }
+
+    /// A result that says nothing was changed, and why: `success` false, confidence 0.0,
+    /// [`RecoveryAction::NoChange`], `continue_recovery` true (let the next strategy try; set
+    /// it with [`with_continue_recovery`](Self::with_continue_recovery)).
+    ///
+    /// ```
+    /// use recovery_core::{RecoveryAction, RecoveryResult};
+    /// let r = RecoveryResult::no_change("already at level Reduced, which the load calls for");
+    /// assert!(!r.success && r.continue_recovery && r.is_no_change());
+    /// assert!(matches!(r.action, RecoveryAction::NoChange { .. }));
+    /// ```
+    pub fn no_change(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self::failure(
+            RecoveryAction::NoChange {
+                reason: reason.clone(),
+            },
+            format!("nothing changed: {reason}"),
+        )
+    }
+
+    /// Whether this result says nothing was changed ([`RecoveryAction::NoChange`]).
+    pub fn is_no_change(&self) -> bool {
+        matches!(self.action, RecoveryAction::NoChange { .. })
+    }
+
+    /// How many times this recovery re-ran the failed operation: the `attempts` of
+    /// [`RecoveryAction::Retried`], 0 for any other action.
+    pub fn retries_made(&self) -> u32 {
+        match self.action {
+            RecoveryAction::Retried { attempts } => attempts,
+            _ => 0,
+        }
+    }
+
+    /// Set the typed action.
+    pub fn with_action(mut self, action: RecoveryAction) -> Self {
+        self.action = action;
+        self
     }
 
     /// The result for an error no strategy may handle: failure, `continue_recovery` false.

@@ -20,8 +20,10 @@ use crate::level::DegradationLevel;
 ///   completes.
 /// - **Limits shrink.** At most [`DegradationLevel::scaled_limit`] of the normal concurrency
 ///   limit runs at once; work beyond that waits for a slot.
-/// - **Non-essential features pause** ([`DegradationLevel::paused_features`]) and resume when
-///   the level falls again.
+/// - **Non-essential features pause** ([`DegradationLevel::paused_features`]: speculative work
+///   and background maintenance from Reduced, detailed telemetry from Minimal, new connections
+///   at Critical) and resume when the level falls again. `apply_level` is the target's one
+///   chance to do that: it gets the level, and the level says which features to pause.
 /// - `apply_level` returns `Ok` only once the system really runs at the level, so that
 ///   [`current_level`](Self::current_level) reports it afterwards; the strategy checks this and
 ///   reports failure otherwise.
@@ -52,6 +54,19 @@ pub trait Degradable: Send + Sync {
 
     /// The level the system currently runs at.
     async fn current_level(&self) -> DegradationLevel;
+}
+
+/// A shared system degrades as the system does, so `&Arc<System>` can be passed where a
+/// `Degradable` is wanted.
+#[async_trait]
+impl<T: Degradable + ?Sized> Degradable for std::sync::Arc<T> {
+    async fn apply_level(&self, level: DegradationLevel) -> Result<(), SwarmError> {
+        (**self).apply_level(level).await
+    }
+
+    async fn current_level(&self) -> DegradationLevel {
+        (**self).current_level().await
+    }
 }
 
 #[cfg(test)]

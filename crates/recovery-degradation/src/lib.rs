@@ -78,6 +78,7 @@
 //! - A CPU or memory reading never stores garbage: NaN is ignored, out-of-range values are
 //!   clamped ([`ResourceMonitor`]), or rejected by the `try_` methods.
 
+mod cgroup;
 mod config;
 mod degradable;
 mod error;
@@ -85,13 +86,16 @@ mod level;
 mod monitor;
 mod sampler;
 mod strategy;
+#[cfg(feature = "sysinfo")]
+mod system;
 
+pub use cgroup::{CgroupMemory, CgroupMemoryReading};
 pub use config::{DegradationConfig, LevelPolicy};
 pub use degradable::Degradable;
 pub use error::{InvalidDegradationConfig, InvalidUsage, UnknownLevel, UnknownLevelName};
 pub use level::{DegradationLevel, Feature, LevelController, Pressure, Resource};
 pub use monitor::{ActivityGuard, ResourceMonitor, ResourceUsage};
-pub use sampler::{
-    CgroupMemory, CgroupMemoryReading, MemorySource, ResourceSampler, Sample, Scope, SystemSampler,
-};
+pub use sampler::{MemorySource, ResourceSampler, Sample, Scope};
 pub use strategy::{GracefulDegradationStrategy, LevelChange};
+#[cfg(feature = "sysinfo")]
+pub use system::SystemSampler;

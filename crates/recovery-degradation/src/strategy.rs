@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use recovery_core::{
-    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError, async_trait,
+    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, StrategyInfo, SwarmError,
+    async_trait,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -38,10 +39,10 @@ pub struct LevelChange {
 /// - [`recover`](RecoveryStrategy::recover) (on `SwarmSizeLimitExceeded`,
 ///   `CoordinationTimeout`, `ResourceConflict`, `ConcurrencyError`, `Overloaded`) only ever
 ///   raises the level or keeps it: an error is no time to lift shedding. If the measured usage
-///   calls for Normal it changes nothing and reports **failure** ("no resource pressure
-///   measured", `continue_recovery: true`), since degrading would not help with this error. If
-///   the target already runs at the level the usage calls for (or higher), it reports success
-///   with confidence 0.6 and `metadata["applied"] = "false"`. Otherwise it applies the level,
+///   calls for Normal, or the target already runs at the level the usage calls for (or
+///   higher), it changes nothing and says so: [`RecoveryResult::no_change`] (not a success,
+///   `continue_recovery: true`, `metadata["applied"] = "false"` when a level was already in
+///   force), since nothing it could do would help with this error. Otherwise it applies the level,
 ///   checks `current_level()`, and reports success (confidence 0.8) only if the target runs at
 ///   it; if the target refuses or does not get there, failure.
 ///   Every result carries the measured usage in its metadata (`cpu_percent`,
@@ -228,8 +229,19 @@ fn with_usage(
         .with_metadata("level", level.to_string())
 }
 
+fn handles(error: &SwarmError) -> bool {
+    matches!(
+        error,
+        SwarmError::SwarmSizeLimitExceeded(_)
+            | SwarmError::CoordinationTimeout(_)
+            | SwarmError::ResourceConflict(_)
+            | SwarmError::ConcurrencyError(_)
+            | SwarmError::Overloaded { .. }
+    )
+}
+
 #[async_trait]
-impl<T: Degradable + ?Sized> RecoveryStrategy<T> for GracefulDegradationStrategy {
+impl StrategyInfo for GracefulDegradationStrategy {
     fn strategy_id(&self) -> &str {
         "graceful_degradation"
     }
@@ -239,23 +251,27 @@ impl<T: Degradable + ?Sized> RecoveryStrategy<T> for GracefulDegradationStrategy
     }
 
     async fn can_handle(&self, error: &SwarmError) -> bool {
-        matches!(
-            error,
-            SwarmError::SwarmSizeLimitExceeded(_)
-                | SwarmError::CoordinationTimeout(_)
-                | SwarmError::ResourceConflict(_)
-                | SwarmError::ConcurrencyError(_)
-                | SwarmError::Overloaded { .. }
-        )
+        handles(error)
     }
 
+    async fn cost_estimate(&self) -> f64 {
+        0.4
+    }
+
+    async fn requires_external_resources(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait]
+impl<T: Degradable + ?Sized> RecoveryStrategy<T> for GracefulDegradationStrategy {
     async fn recover(&self, context: &RecoveryContext<T>, error: &SwarmError) -> RecoveryResult {
         let started = Instant::now();
-        if !RecoveryStrategy::<T>::can_handle(self, error).await {
-            return RecoveryResult::failure(
-                RecoveryAction::None,
-                format!("graceful degradation does not handle {}", error.kind()),
-            );
+        if !handles(error) {
+            return RecoveryResult::no_change(format!(
+                "graceful degradation does not handle {}",
+                error.kind()
+            ));
         }
         let target = context.target.as_ref();
         let mut controller = self.controller.lock().await;
@@ -268,26 +284,19 @@ impl<T: Degradable + ?Sized> RecoveryStrategy<T> for GracefulDegradationStrategy
         let wanted = called.max(before);
 
         let result = if called == DegradationLevel::Normal {
-            RecoveryResult::failure(
-                RecoveryAction::None,
-                format!("no resource pressure measured ({usage}); degrading would not help"),
-            )
+            RecoveryResult::no_change(format!(
+                "no resource pressure measured ({usage}); degrading would not help"
+            ))
         } else if wanted == before {
-            RecoveryResult::success(
-                RecoveryAction::Degraded {
-                    level: before.as_u8(),
-                },
-                if called == before {
-                    format!(
-                        "already running at degradation level {before}, which the measured usage ({usage}) calls for"
-                    )
-                } else {
-                    format!(
-                        "already running at degradation level {before}; the measured usage ({usage}) calls for no more"
-                    )
-                },
-            )
-            .with_confidence(0.6)
+            RecoveryResult::no_change(if called == before {
+                format!(
+                    "already running at degradation level {before}, which the measured usage ({usage}) calls for"
+                )
+            } else {
+                format!(
+                    "already running at degradation level {before}; the measured usage ({usage}) calls for no more"
+                )
+            })
             .with_metadata("applied", "false")
         } else {
             match self.apply(&mut controller, target, before, wanted).await {
@@ -311,13 +320,5 @@ impl<T: Degradable + ?Sized> RecoveryStrategy<T> for GracefulDegradationStrategy
         let level = controller.level();
         drop(controller);
         with_usage(result, &usage, &pressure, before, level).with_duration(started.elapsed())
-    }
-
-    async fn cost_estimate(&self) -> f64 {
-        0.4
-    }
-
-    async fn requires_external_resources(&self) -> bool {
-        false
     }
 }

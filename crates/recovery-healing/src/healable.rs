@@ -56,6 +56,27 @@ pub trait Healable: Send + Sync {
     ) -> Result<usize, SwarmError>;
 }
 
+/// A shared system heals as the system does, so `&Arc<System>` can be passed where a
+/// `Healable` is wanted.
+#[async_trait]
+impl<T: Healable + ?Sized> Healable for std::sync::Arc<T> {
+    async fn restart_component(&self, name: &str) -> Result<(), RestartError> {
+        (**self).restart_component(name).await
+    }
+
+    async fn apply_config_patch(&self, patch: &ConfigPatch) -> Result<(), ConfigPatchError> {
+        (**self).apply_config_patch(patch).await
+    }
+
+    async fn reallocate_from(
+        &self,
+        agent: Option<AgentId>,
+        task: Option<TaskId>,
+    ) -> Result<usize, SwarmError> {
+        (**self).reallocate_from(agent, task).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicBool, Ordering};
 //! use std::time::Duration;
-//! use recovery_core::{async_trait, AgentId, RecoveryAction, RecoveryContext, RecoveryStrategy, SwarmError, TaskId};
+//! use recovery_core::{async_trait, AgentId, RecoveryAction, RecoveryContext, RecoveryStrategy, StrategyInfo, SwarmError, TaskId};
 //! use recovery_healing::{
 //!     Component, ConfigPatch, ConfigPatchError, ConfigSchema, ConfigValue, Healable, HealingAction,
 //!     HealingRule, RestartError, SelfHealingStrategy, Supervisor, TunableConfig,
@@ -54,7 +54,7 @@
 //! let error = SwarmError::CommunicationError("Network timeout".to_string());
 //! let context = RecoveryContext::new(coordinator.clone());
 //! assert_eq!(strategy.matching_rule(&error).as_deref(), Some("communication_failure"));
-//! assert!(RecoveryStrategy::<Coordinator>::can_handle(&strategy, &error).await);
+//! assert!(strategy.can_handle(&error).await);
 //! let result = strategy.recover(&context, &error).await;
 //! assert!(result.success);
 //! assert_eq!(result.action, RecoveryAction::Healed {
@@ -148,8 +148,10 @@ mod alert;
 mod config;
 mod error;
 mod healable;
+mod outcome;
 mod pattern;
 mod rule;
+#[cfg(unix)]
 mod script;
 mod strategy;
 mod supervisor;
@@ -161,6 +163,7 @@ pub use error::{ConfigPatchError, HealingError, RestartError, RuleFileError, Scr
 pub use healable::Healable;
 pub use pattern::{ErrorPattern, KIND_ALIASES, PatternError};
 pub use rule::{ConfigPatch, ConfigValue, HealingAction, HealingRule};
+#[cfg(unix)]
 pub use script::{ScriptOutput, ScriptRunner, ScriptSpec};
 pub use strategy::{SelfHealingStrategy, default_rules};
 pub use supervisor::{

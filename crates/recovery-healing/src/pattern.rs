@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn every_kind_name_parses_and_round_trips() {
-        for kind in ErrorKind::ALL {
+        for &kind in ErrorKind::ALL {
             let p = ErrorPattern::parse(kind.as_str()).unwrap();
             assert_eq!(p, ErrorPattern::kind(kind));
             assert_eq!(p.to_string().parse::<ErrorPattern>().unwrap(), p);

@@ -1,12 +1,12 @@
 //! `SelfHealingStrategy`: applies the first matching rule whose cooldown has passed.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use recovery_core::{
-    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError, async_trait,
+    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, StrategyInfo, SwarmError,
+    async_trait,
 };
 use tokio::time::Instant;
 
@@ -14,9 +14,13 @@ use crate::alert::{Alert, AlertSink, TracingAlertSink};
 use crate::config::check_rule_shape;
 use crate::error::{HealingError, RestartError};
 use crate::healable::Healable;
+use crate::outcome::Outcome;
+#[cfg(unix)]
+use crate::outcome::script_outcome;
 use crate::pattern::ErrorPattern;
 use crate::rule::{ConfigPatch, HealingAction, HealingRule};
-use crate::script::{ScriptOutput, ScriptRunner};
+#[cfg(unix)]
+use crate::script::ScriptRunner;
 use crate::supervisor::{InvalidRestartIntensity, RestartIntensity, RestartWindow};
 
 /// The spec's two default rules:
@@ -81,6 +85,7 @@ struct RuleEntry {
 pub struct SelfHealingStrategy {
     rules: Mutex<Vec<RuleEntry>>,
     alert_sink: Arc<dyn AlertSink>,
+    #[cfg(unix)]
     scripts: Option<Arc<ScriptRunner>>,
     restart_intensity: RestartIntensity,
     restarts: RestartWindow,
@@ -88,10 +93,11 @@ pub struct SelfHealingStrategy {
 
 impl fmt::Debug for SelfHealingStrategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SelfHealingStrategy")
-            .field("rules", &self.rules())
-            .field("scripts", &self.scripts)
-            .field("restart_intensity", &self.restart_intensity)
+        let mut d = f.debug_struct("SelfHealingStrategy");
+        d.field("rules", &self.rules());
+        #[cfg(unix)]
+        d.field("scripts", &self.scripts);
+        d.field("restart_intensity", &self.restart_intensity)
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +130,7 @@ impl SelfHealingStrategy {
         Self {
             rules: Mutex::new(Vec::new()),
             alert_sink: Arc::new(TracingAlertSink),
+            #[cfg(unix)]
             scripts: None,
             restart_intensity: RestartIntensity::default(),
             restarts: RestartWindow::new(),
@@ -137,6 +144,8 @@ impl SelfHealingStrategy {
     }
 
     /// Run `ExecuteScript` rules through `runner` (its allow-list is what rules may name).
+    /// Unix only.
+    #[cfg(unix)]
     pub fn with_script_runner(mut self, runner: ScriptRunner) -> Self {
         self.scripts = Some(Arc::new(runner));
         self
@@ -165,7 +174,11 @@ impl SelfHealingStrategy {
     fn check(&self, rule: &HealingRule) -> Result<ErrorPattern, HealingError> {
         let pattern = check_rule_shape(rule)?;
         if let HealingAction::ExecuteScript(script) = &rule.healing_action {
-            if !self.scripts.as_ref().is_some_and(|r| r.is_allowed(script)) {
+            #[cfg(unix)]
+            let allowed = self.scripts.as_ref().is_some_and(|r| r.is_allowed(script));
+            #[cfg(not(unix))]
+            let allowed = false;
+            if !allowed {
                 return Err(HealingError::UnknownScript {
                     rule_id: rule.rule_id.clone(),
                     script: script.clone(),
@@ -324,7 +337,7 @@ impl SelfHealingStrategy {
             HealingAction::ReallocateResources => {
                 let (agent, task) = (context.failed_agent_id, context.failed_task_id);
                 match context.target.reallocate_from(agent, task).await {
-                    Ok(0) => Outcome::failed("no task needed moving".to_owned()),
+                    Ok(0) => Outcome::Unchanged("no task needed moving".to_owned()),
                     Ok(moved) => {
                         let mut done =
                             Outcome::done(format!("moved {moved} task(s) to healthy agents"), 0.8);
@@ -359,6 +372,7 @@ impl SelfHealingStrategy {
                     Err(e) => Outcome::failed(e.to_string()),
                 }
             }
+            #[cfg(unix)]
             HealingAction::ExecuteScript(script) => {
                 let Some(runner) = &self.scripts else {
                     return Outcome::failed(format!(
@@ -370,6 +384,10 @@ impl SelfHealingStrategy {
                     Err(e) => Outcome::failed(e.to_string()),
                 }
             }
+            #[cfg(not(unix))]
+            HealingAction::ExecuteScript(script) => Outcome::failed(format!(
+                "script `{script}` cannot run: scripts run only on Unix"
+            )),
         }
     }
 }
@@ -390,83 +408,8 @@ enum Claim {
     NoMatch,
 }
 
-enum Outcome {
-    Done {
-        detail: String,
-        confidence: f64,
-        continue_recovery: bool,
-        metadata: HashMap<String, String>,
-    },
-    Failed {
-        reason: String,
-        metadata: HashMap<String, String>,
-    },
-    Escalated(String),
-}
-
-impl Outcome {
-    fn done(detail: String, confidence: f64) -> Self {
-        Self::Done {
-            detail,
-            confidence,
-            continue_recovery: false,
-            metadata: HashMap::new(),
-        }
-    }
-
-    fn failed(reason: String) -> Self {
-        Self::Failed {
-            reason,
-            metadata: HashMap::new(),
-        }
-    }
-
-    fn metadata(&mut self, key: &str, value: String) {
-        match self {
-            Self::Done { metadata, .. } | Self::Failed { metadata, .. } => {
-                metadata.insert(key.to_owned(), value);
-            }
-            Self::Escalated(_) => {}
-        }
-    }
-}
-
-/// How much of a script's output goes into a result's metadata.
-const OUTPUT_IN_METADATA: usize = 1024;
-
-fn script_outcome(script: &str, output: &ScriptOutput) -> Outcome {
-    let mut outcome = if output.succeeded() {
-        Outcome::done(format!("script `{script}` exited 0"), 0.7)
-    } else if output.timed_out {
-        Outcome::failed(format!(
-            "script `{script}` ran past its timeout and was killed"
-        ))
-    } else if let Some(code) = output.exit_code {
-        Outcome::failed(format!("script `{script}` exited {code}"))
-    } else {
-        Outcome::failed(format!(
-            "script `{script}` was killed by signal {}",
-            output.signal.unwrap_or_default()
-        ))
-    };
-    if let Some(code) = output.exit_code {
-        outcome.metadata("exit_code", code.to_string());
-    }
-    let head = |bytes: &[u8]| {
-        String::from_utf8_lossy(&bytes[..bytes.len().min(OUTPUT_IN_METADATA)]).into_owned()
-    };
-    outcome.metadata("stdout", head(&output.stdout));
-    outcome.metadata("stderr", head(&output.stderr));
-    outcome.metadata(
-        "output_truncated",
-        (output.stdout_truncated || output.stderr_truncated).to_string(),
-    );
-    outcome.metadata("timed_out", output.timed_out.to_string());
-    outcome
-}
-
 #[async_trait]
-impl<T: Healable + ?Sized> RecoveryStrategy<T> for SelfHealingStrategy {
+impl StrategyInfo for SelfHealingStrategy {
     fn strategy_id(&self) -> &str {
         "self_healing"
     }
@@ -479,6 +422,24 @@ impl<T: Healable + ?Sized> RecoveryStrategy<T> for SelfHealingStrategy {
         self.matching_rule(error).is_some()
     }
 
+    async fn cost_estimate(&self) -> f64 {
+        0.2
+    }
+
+    async fn requires_external_resources(&self) -> bool {
+        let external_alerts = self.alert_sink.is_external();
+        self.lock_rules()
+            .iter()
+            .any(|e| match e.rule.healing_action {
+                HealingAction::ExecuteScript(_) => true,
+                HealingAction::TriggerAlert { .. } => external_alerts,
+                _ => false,
+            })
+    }
+}
+
+#[async_trait]
+impl<T: Healable + ?Sized> RecoveryStrategy<T> for SelfHealingStrategy {
     async fn recover(&self, context: &RecoveryContext<T>, error: &SwarmError) -> RecoveryResult {
         let started = Instant::now();
         let (rule_id, action) = match self.claim(error, context, started) {
@@ -541,6 +502,10 @@ impl<T: Healable + ?Sized> RecoveryStrategy<T> for SelfHealingStrategy {
                 result.metadata.extend(metadata);
                 result
             }
+            Outcome::Unchanged(reason) => {
+                tracing::debug!(rule_id = %rule_id, action = %action_text, "healing changed nothing: {reason}");
+                RecoveryResult::no_change(format!("rule `{rule_id}` tried {action_text}: {reason}"))
+            }
             Outcome::Escalated(reason) => {
                 tracing::warn!(rule_id = %rule_id, action = %action_text, "healing escalated: {reason}");
                 RecoveryResult::failure(
@@ -555,20 +520,5 @@ impl<T: Healable + ?Sized> RecoveryStrategy<T> for SelfHealingStrategy {
             .with_duration(elapsed)
             .with_metadata("rule_id", rule_id)
             .with_metadata("healing_action", action.name())
-    }
-
-    async fn cost_estimate(&self) -> f64 {
-        0.2
-    }
-
-    async fn requires_external_resources(&self) -> bool {
-        let external_alerts = self.alert_sink.is_external();
-        self.lock_rules()
-            .iter()
-            .any(|e| match e.rule.healing_action {
-                HealingAction::ExecuteScript(_) => true,
-                HealingAction::TriggerAlert { .. } => external_alerts,
-                _ => false,
-            })
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use common::{Counted, FakeTarget};
 use proptest::prelude::*;
-use recovery_core::{ErrorKind, RecoveryAction, RecoveryContext, RecoveryStrategy, SwarmError};
+use recovery_core::{
+    ErrorKind, RecoveryAction, RecoveryContext, RecoveryStrategy, StrategyInfo, SwarmError,
+};
 use recovery_healing::{
     ConfigPatch, ConfigValue, ErrorPattern, HealingAction, HealingRule, RestartIntensity,
     SelfHealingStrategy, Supervisor,
@@ -255,7 +257,7 @@ proptest! {
             for i in which {
                 let e = error(i);
                 let expected = before.iter().any(|r| r.error_pattern.parse::<ErrorPattern>().unwrap().matches(&e));
-                assert_eq!(RecoveryStrategy::<FakeTarget>::can_handle(&s, &e).await, expected);
+                assert_eq!(s.can_handle(&e).await, expected);
             }
             assert_eq!(s.rules(), before);
         });

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::FakeTarget;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
-use recovery_core::{RecoveryAction, RecoveryContext, RecoveryStrategy, SwarmError};
+use recovery_core::{RecoveryAction, RecoveryContext, RecoveryStrategy, StrategyInfo, SwarmError};
 use recovery_healing::{
     HealingAction, HealingRule, RestartIntensity, ScriptError, ScriptRunner, ScriptSpec,
     SelfHealingStrategy,
@@ -307,7 +307,7 @@ async fn execute_script_succeeds_only_on_exit_0_and_never_passes_the_error() {
     s.add_healing_rule(script_rule("flush", "flush"))
         .await
         .unwrap();
-    assert!(RecoveryStrategy::<FakeTarget>::requires_external_resources(&s).await);
+    assert!(s.requires_external_resources().await);
     let hostile = SwarmError::Storage(format!("$(touch {}) ; rm -rf / #", marker.display()));
     let result = s.recover(&ctx, &hostile).await;
     assert!(result.success, "{result:?}");

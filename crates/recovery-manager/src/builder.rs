@@ -1,73 +1,80 @@
-//! Building a manager with the default strategies, or with strategies of your own making.
+//! Building a manager: each strategy registered by a step whose bound is that strategy's
+//! capability, and `new()` for a target that has all four.
 
-#[cfg(any(
-    feature = "backoff",
-    feature = "checkpoint",
-    feature = "degradation",
-    feature = "healing"
-))]
 use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(feature = "backoff")]
-use recovery_backoff::{BackoffConfig, ExponentialBackoffStrategy};
+use recovery_backoff::{ExponentialBackoffStrategy, Retry};
 #[cfg(feature = "checkpoint")]
-use recovery_checkpoint::CheckpointRecoveryStrategy;
+use recovery_checkpoint::{CheckpointRecoveryStrategy, Checkpointable};
+use recovery_core::RecoveryStrategy;
 #[cfg(feature = "degradation")]
-use recovery_degradation::{
-    DegradationConfig, GracefulDegradationStrategy, ResourceMonitor, ResourceSampler, SystemSampler,
-};
+use recovery_degradation::{Degradable, GracefulDegradationStrategy, ResourceSampler};
 #[cfg(feature = "healing")]
-use recovery_healing::SelfHealingStrategy;
+use recovery_healing::{Healable, SelfHealingStrategy};
 
 use crate::config::{InvalidRecoveryConfig, RecoveryConfig};
 use crate::manager::{DEFAULT_RETRY_WINDOW, RecoveryManager};
 use crate::parts::Parts;
-use crate::target::RecoveryTarget;
 
-/// Builds a [`RecoveryManager`] with the strategies of the enabled features, each replaceable or
-/// removable.
+/// Builds a [`RecoveryManager`] for a target `T`, one strategy at a time.
 ///
-/// Without changes it builds what [`RecoveryManager::new`] builds: every enabled strategy with
-/// its defaults (backoff 100 ms ×2 up to 5 retries, healing's two spec rules, 10 checkpoints in
-/// memory, degradation at the spec's thresholds with a host sampler for monitoring).
+/// Each step of a strategy of this workspace asks only for that strategy's capability:
+/// [`backoff`](Self::backoff) for `T: Retry`, [`checkpoint`](Self::checkpoint) for
+/// `T: Checkpointable`, [`degradation`](Self::degradation) for `T: Degradable`,
+/// [`healing`](Self::healing) for `T: Healable`; [`strategy`](Self::strategy) adds one of your
+/// own. So a system that can only retry gets a manager that only retries, whatever features
+/// other crates in the same build turn on.
 ///
 /// ```
-/// # #[cfg(all(feature = "checkpoint", feature = "degradation"))]
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use recovery_checkpoint::{CheckpointRecoveryStrategy, FileStore};
-/// use recovery_manager::{RecoveryConfig, RecoveryManager};
+/// # #[cfg(feature = "backoff")]
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
+/// use recovery_backoff::{ExponentialBackoffStrategy, Retry, RetryRequest};
+/// use recovery_core::{async_trait, SwarmError};
+/// use recovery_manager::{RecoveryConfig, RecoveryManager};
 ///
-/// let dir = tempfile::tempdir()?;
-/// let store = Arc::new(FileStore::open(dir.path())?);
-/// let builder = RecoveryManager::builder()
+/// /// Can re-send a message, and nothing else.
+/// struct Sender;
+/// #[async_trait]
+/// impl Retry for Sender {
+///     async fn retry(&self, _: RetryRequest) -> Result<(), SwarmError> { Ok(()) }
+/// }
+///
+/// let manager = RecoveryManager::<Sender>::builder()
 ///     .config(RecoveryConfig { max_concurrent_recoveries: 8, ..RecoveryConfig::default() })
-///     .checkpoint(CheckpointRecoveryStrategy::with_store(store, 15)?)
-///     .without_sampler();
-/// // `builder.build::<MyCoordinator>()?` then gives the manager.
-/// # let _ = builder;
+///     .backoff(ExponentialBackoffStrategy::default())
+///     .build()?;
+/// let result = manager
+///     .recover(Arc::new(Sender), SwarmError::CommunicationError("reset".into()), None, None)
+///     .await?;
+/// assert!(result.success);
 /// # Ok(()) }
-/// # #[cfg(not(all(feature = "checkpoint", feature = "degradation")))]
+/// # #[cfg(not(feature = "backoff"))]
 /// # fn main() {}
 /// ```
+///
+/// Strategies run by cost whatever the order of the steps; a second step for the same
+/// strategy of this workspace replaces the first.
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct RecoveryManagerBuilder {
+pub struct RecoveryManagerBuilder<T: ?Sized + Send + Sync + 'static> {
     config: RecoveryConfig,
     retry_window: Duration,
     #[cfg(feature = "backoff")]
-    backoff: Option<ExponentialBackoffStrategy>,
+    backoff: Option<Arc<dyn RecoveryStrategy<T>>>,
     #[cfg(feature = "healing")]
-    healing: Option<SelfHealingStrategy>,
+    healing: Option<Arc<dyn RecoveryStrategy<T>>>,
     #[cfg(feature = "checkpoint")]
-    checkpoint: Option<CheckpointRecoveryStrategy>,
+    checkpoint: Option<Arc<dyn RecoveryStrategy<T>>>,
     #[cfg(feature = "degradation")]
-    degradation: Option<GracefulDegradationStrategy>,
-    #[cfg(feature = "degradation")]
-    sampler: Option<Box<dyn ResourceSampler>>,
+    degradation: Option<Arc<dyn RecoveryStrategy<T>>>,
+    custom: Vec<Arc<dyn RecoveryStrategy<T>>>,
+    parts: Parts<T>,
 }
 
-impl std::fmt::Debug for RecoveryManagerBuilder {
+impl<T: ?Sized + Send + Sync + 'static> std::fmt::Debug for RecoveryManagerBuilder<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("RecoveryManagerBuilder");
         d.field("config", &self.config)
@@ -80,56 +87,71 @@ impl std::fmt::Debug for RecoveryManagerBuilder {
         d.field("checkpoint", &self.checkpoint.is_some());
         #[cfg(feature = "degradation")]
         d.field("degradation", &self.degradation.is_some())
-            .field("sampler", &self.sampler.is_some());
-        d.finish()
+            .field("sampler", &self.parts.sampler.is_some());
+        d.field("custom", &self.custom.len()).finish()
     }
 }
 
-impl Default for RecoveryManagerBuilder {
+impl<T: ?Sized + Send + Sync + 'static> Default for RecoveryManagerBuilder<T> {
     fn default() -> Self {
         Self {
             config: RecoveryConfig::default(),
             retry_window: DEFAULT_RETRY_WINDOW,
             #[cfg(feature = "backoff")]
-            backoff: Some(
-                ExponentialBackoffStrategy::new(BackoffConfig::default())
-                    .expect("the default backoff config is valid"),
-            ),
+            backoff: None,
             #[cfg(feature = "healing")]
-            healing: Some(SelfHealingStrategy::new()),
+            healing: None,
             #[cfg(feature = "checkpoint")]
-            checkpoint: Some(CheckpointRecoveryStrategy::default()),
+            checkpoint: None,
             #[cfg(feature = "degradation")]
-            degradation: Some(
-                GracefulDegradationStrategy::new(
-                    DegradationConfig::default(),
-                    Arc::new(ResourceMonitor::new()),
-                )
-                .expect("the default degradation config is valid"),
-            ),
-            #[cfg(feature = "degradation")]
-            sampler: Some(Box::new(SystemSampler::host())),
+            degradation: None,
+            custom: Vec::new(),
+            parts: Parts::default(),
         }
     }
 }
 
-impl RecoveryManagerBuilder {
+impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
+    /// A builder with no strategy and the default configuration.
+    pub fn builder() -> RecoveryManagerBuilder<T> {
+        RecoveryManagerBuilder::default()
+    }
+}
+
+impl<T: ?Sized + Send + Sync + 'static> RecoveryManagerBuilder<T> {
+    /// A builder with no strategy and the default configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// The manager's configuration (checked by [`build`](Self::build)).
     pub fn config(mut self, config: RecoveryConfig) -> Self {
         self.config = config;
         self
     }
 
-    /// Count earlier recoveries within `window` towards `retry_count` (default
+    /// Forget a task's earlier retries once it has had no recovery for `window` (default
     /// [`DEFAULT_RETRY_WINDOW`]).
     pub fn retry_window(mut self, window: Duration) -> Self {
         self.retry_window = window;
         self
     }
 
-    /// Use this backoff strategy instead of the default one.
+    /// Register a strategy of your own (after those of this workspace, among equal costs).
+    pub fn strategy(mut self, strategy: Arc<dyn RecoveryStrategy<T>>) -> Self {
+        self.custom.push(strategy);
+        self
+    }
+
+    /// Register `strategy` as the backoff strategy; its `max_retries` is the limit on re-runs
+    /// of a failure ([`RecoveryManager::backoff_strategy`]).
     #[cfg(feature = "backoff")]
-    pub fn backoff(mut self, strategy: ExponentialBackoffStrategy) -> Self {
+    pub fn backoff(mut self, strategy: ExponentialBackoffStrategy) -> Self
+    where
+        T: Retry,
+    {
+        let strategy = Arc::new(strategy);
+        self.parts.backoff = Some(Arc::clone(&strategy));
         self.backoff = Some(strategy);
         self
     }
@@ -137,14 +159,18 @@ impl RecoveryManagerBuilder {
     /// Register no backoff strategy.
     #[cfg(feature = "backoff")]
     pub fn without_backoff(mut self) -> Self {
+        self.parts.backoff = None;
         self.backoff = None;
         self
     }
 
-    /// Use this healing strategy (its rules, alert sink, scripts) instead of the default one.
+    /// Register `strategy` as the self-healing strategy (its rules, alert sink, scripts).
     #[cfg(feature = "healing")]
-    pub fn healing(mut self, strategy: SelfHealingStrategy) -> Self {
-        self.healing = Some(strategy);
+    pub fn healing(mut self, strategy: SelfHealingStrategy) -> Self
+    where
+        T: Healable,
+    {
+        self.healing = Some(Arc::new(strategy));
         self
     }
 
@@ -155,9 +181,17 @@ impl RecoveryManagerBuilder {
         self
     }
 
-    /// Use this checkpoint strategy (its store and retention) instead of 10 checkpoints in memory.
+    /// Register `strategy` as the checkpoint strategy (its store and retention); monitoring
+    /// takes a checkpoint with it every `checkpoint_interval`, and
+    /// [`RecoveryManager::create_checkpoint`] uses it.
     #[cfg(feature = "checkpoint")]
-    pub fn checkpoint(mut self, strategy: CheckpointRecoveryStrategy) -> Self {
+    pub fn checkpoint(mut self, strategy: CheckpointRecoveryStrategy) -> Self
+    where
+        T: Checkpointable,
+    {
+        let strategy = Arc::new(strategy);
+        self.parts.checkpoint = Some(Arc::clone(&strategy));
+        self.parts.checkpointer = Some(strategy.clone());
         self.checkpoint = Some(strategy);
         self
     }
@@ -165,14 +199,24 @@ impl RecoveryManagerBuilder {
     /// Register no checkpoint strategy (and take no checkpoints while monitoring).
     #[cfg(feature = "checkpoint")]
     pub fn without_checkpoint(mut self) -> Self {
+        self.parts.checkpoint = None;
+        self.parts.checkpointer = None;
         self.checkpoint = None;
         self
     }
 
-    /// Use this degradation strategy; its monitor becomes the manager's
-    /// [`resource_monitor`](RecoveryManager::resource_monitor).
+    /// Register `strategy` as the degradation strategy; its monitor becomes the manager's
+    /// [`resource_monitor`](RecoveryManager::resource_monitor), and monitoring steps it every
+    /// `monitoring_interval`.
     #[cfg(feature = "degradation")]
-    pub fn degradation(mut self, strategy: GracefulDegradationStrategy) -> Self {
+    pub fn degradation(mut self, strategy: GracefulDegradationStrategy) -> Self
+    where
+        T: Degradable,
+    {
+        let strategy = Arc::new(strategy);
+        self.parts.monitor = Arc::clone(strategy.monitor());
+        self.parts.degradation = Some(Arc::clone(&strategy));
+        self.parts.stepper = Some(strategy.clone());
         self.degradation = Some(strategy);
         self
     }
@@ -180,69 +224,126 @@ impl RecoveryManagerBuilder {
     /// Register no degradation strategy (the manager still has a resource monitor).
     #[cfg(feature = "degradation")]
     pub fn without_degradation(mut self) -> Self {
+        self.parts.degradation = None;
+        self.parts.stepper = None;
         self.degradation = None;
         self
     }
 
-    /// Sample resources with `sampler` while monitoring (default: [`SystemSampler::host`]).
+    /// Sample resources with `sampler` while monitoring, into the resource monitor (by
+    /// default nothing is sampled: the usage is what the system reports to the monitor).
     #[cfg(feature = "degradation")]
     pub fn sampler(mut self, sampler: impl ResourceSampler + 'static) -> Self {
-        self.sampler = Some(Box::new(sampler));
+        self.parts.sampler = Some(Arc::new(std::sync::Mutex::new(Box::new(sampler))));
         self
     }
 
-    /// Sample nothing while monitoring: the usage is what the system itself reports to the
-    /// monitor (for tests, and for systems that measure their own load).
+    /// Sample nothing while monitoring.
     #[cfg(feature = "degradation")]
     pub fn without_sampler(mut self) -> Self {
-        self.sampler = None;
+        self.parts.sampler = None;
         self
     }
 
-    /// Check the configuration and build the manager, registering the strategies in cost
-    /// order (backoff, healing, checkpoint, degradation).
+    /// Check the configuration and build the manager. The strategies of this workspace are
+    /// registered first (backoff, healing, checkpoint, degradation: their cost order), then
+    /// yours, in the order given.
     ///
     /// # Errors
     ///
     /// [`InvalidRecoveryConfig`] naming the bad field of the configuration.
-    pub fn build<T: RecoveryTarget + ?Sized>(
-        self,
-    ) -> Result<RecoveryManager<T>, InvalidRecoveryConfig> {
+    pub fn build(self) -> Result<RecoveryManager<T>, InvalidRecoveryConfig> {
         self.config.validate()?;
-        #[cfg(feature = "checkpoint")]
-        let checkpoint = self.checkpoint.map(Arc::new);
-        #[cfg(feature = "degradation")]
-        let degradation = self.degradation.map(Arc::new);
-        let parts = Parts {
+        let manager = RecoveryManager::unchecked(self.config, self.parts, self.retry_window);
+        let ours: Vec<Option<Arc<dyn RecoveryStrategy<T>>>> = vec![
+            #[cfg(feature = "backoff")]
+            self.backoff,
+            #[cfg(feature = "healing")]
+            self.healing,
             #[cfg(feature = "checkpoint")]
-            checkpoint: checkpoint.clone(),
+            self.checkpoint,
             #[cfg(feature = "degradation")]
-            monitor: degradation
-                .as_ref()
-                .map_or_else(Default::default, |s| Arc::clone(s.monitor())),
-            #[cfg(feature = "degradation")]
-            degradation: degradation.clone(),
-            #[cfg(feature = "degradation")]
-            sampler: self.sampler.map(|s| Arc::new(std::sync::Mutex::new(s))),
-        };
-        let manager =
-            RecoveryManager::unchecked(self.config, parts).with_retry_window(self.retry_window);
-        #[cfg(feature = "backoff")]
-        if let Some(s) = self.backoff {
-            manager.register(Arc::new(s));
-        }
-        #[cfg(feature = "healing")]
-        if let Some(s) = self.healing {
-            manager.register(Arc::new(s));
-        }
-        #[cfg(feature = "checkpoint")]
-        if let Some(s) = checkpoint {
-            manager.register(s);
-        }
-        #[cfg(feature = "degradation")]
-        if let Some(s) = degradation {
-            manager.register(s);
+            self.degradation,
+        ];
+        for strategy in ours.into_iter().flatten().chain(self.custom) {
+            manager.register(strategy);
         }
         Ok(manager)
+    }
+}
+
+#[cfg(all(
+    feature = "backoff",
+    feature = "checkpoint",
+    feature = "degradation",
+    feature = "healing"
+))]
+mod defaults {
+    use super::*;
+    use recovery_backoff::BackoffConfig;
+    use recovery_degradation::{DegradationConfig, ResourceMonitor};
+
+    impl<T> RecoveryManagerBuilder<T>
+    where
+        T: Retry + Checkpointable + Degradable + Healable + ?Sized + 'static,
+    {
+        /// Register the four strategies of this workspace with their defaults (backoff
+        /// 100 ms ×2 up to 5 retries, healing's two spec rules, 10 checkpoints in memory,
+        /// degradation at the spec's thresholds) and, with the `sysinfo` feature, the host
+        /// sampler. What [`RecoveryManager::new`] builds.
+        pub fn default_strategies(self) -> Self {
+            let builder = self
+                .backoff(
+                    ExponentialBackoffStrategy::new(BackoffConfig::default())
+                        .expect("the default backoff config is valid"),
+                )
+                .healing(SelfHealingStrategy::new())
+                .checkpoint(CheckpointRecoveryStrategy::default())
+                .degradation(
+                    GracefulDegradationStrategy::new(
+                        DegradationConfig::default(),
+                        Arc::new(ResourceMonitor::new()),
+                    )
+                    .expect("the default degradation config is valid"),
+                );
+            #[cfg(feature = "sysinfo")]
+            let builder = builder.sampler(recovery_degradation::SystemSampler::host());
+            builder
+        }
+    }
+
+    impl<T> RecoveryManager<T>
+    where
+        T: Retry + Checkpointable + Degradable + Healable + ?Sized + 'static,
+    {
+        /// The spec's `RecoveryManager::new()`: the default configuration and the four
+        /// strategies of this workspace with their defaults, for a target with all four
+        /// capabilities (see [`RecoveryManagerBuilder::default_strategies`]). With fewer
+        /// features, or a target with fewer capabilities, use [`builder`](Self::builder).
+        pub fn new() -> Self {
+            Self::with_config(RecoveryConfig::default())
+                .expect("the default configuration is valid")
+        }
+
+        /// The spec's `RecoveryManager::with_config(config)`: [`new`](Self::new) with `config`.
+        ///
+        /// # Errors
+        ///
+        /// [`InvalidRecoveryConfig`] naming the bad field.
+        pub fn with_config(config: RecoveryConfig) -> Result<Self, InvalidRecoveryConfig> {
+            RecoveryManagerBuilder::default()
+                .config(config)
+                .default_strategies()
+                .build()
+        }
+    }
+
+    impl<T> Default for RecoveryManager<T>
+    where
+        T: Retry + Checkpointable + Degradable + Healable + ?Sized + 'static,
+    {
+        fn default() -> Self {
+            Self::new()
+        }
     }
 }

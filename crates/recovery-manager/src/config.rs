@@ -66,29 +66,56 @@ pub struct InvalidRecoveryConfig {
     pub problem: String,
 }
 
+/// The largest `max_concurrent_recoveries` accepted.
+pub const MAX_CONCURRENT_RECOVERIES: usize = 65_536;
+/// The largest `history_retention` accepted: a million attempts (a few hundred megabytes).
+pub const MAX_HISTORY_RETENTION: usize = 1_000_000;
+/// The longest `checkpoint_interval` or `monitoring_interval` accepted: 30 days.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(30 * 24 * 3600);
+
 impl RecoveryConfig {
-    /// Check every field: counts and intervals must be positive.
+    /// Check every field: counts and intervals must be positive and within sane bounds
+    /// ([`MAX_CONCURRENT_RECOVERIES`], [`MAX_HISTORY_RETENTION`], [`MAX_INTERVAL`]), so that no
+    /// value read from a file can make the manager allocate without limit or a timer overflow.
     pub fn validate(&self) -> Result<(), InvalidRecoveryConfig> {
-        let bad = |field, problem: &str| {
-            Err(InvalidRecoveryConfig {
-                field,
-                problem: problem.to_owned(),
-            })
-        };
+        let bad = |field, problem: String| Err(InvalidRecoveryConfig { field, problem });
         if self.max_concurrent_recoveries == 0 {
             return bad(
                 "max_concurrent_recoveries",
-                "must be at least 1 (0 would let no recovery run)",
+                "must be at least 1 (0 would let no recovery run)".to_owned(),
+            );
+        }
+        if self.max_concurrent_recoveries > MAX_CONCURRENT_RECOVERIES {
+            return bad(
+                "max_concurrent_recoveries",
+                format!(
+                    "is {}; at most {MAX_CONCURRENT_RECOVERIES} recoveries may run at once",
+                    self.max_concurrent_recoveries
+                ),
             );
         }
         if self.history_retention == 0 {
-            return bad("history_retention", "must be at least 1");
+            return bad("history_retention", "must be at least 1".to_owned());
         }
-        if self.checkpoint_interval.is_zero() {
-            return bad("checkpoint_interval", "must be longer than zero");
+        if self.history_retention > MAX_HISTORY_RETENTION {
+            return bad(
+                "history_retention",
+                format!(
+                    "is {}; at most {MAX_HISTORY_RETENTION} attempts are kept (export older ones through the metrics or tracing)",
+                    self.history_retention
+                ),
+            );
         }
-        if self.monitoring_interval.is_zero() {
-            return bad("monitoring_interval", "must be longer than zero");
+        for (field, interval) in [
+            ("checkpoint_interval", self.checkpoint_interval),
+            ("monitoring_interval", self.monitoring_interval),
+        ] {
+            if interval.is_zero() {
+                return bad(field, "must be longer than zero".to_owned());
+            }
+            if interval > MAX_INTERVAL {
+                return bad(field, format!("is {interval:?}; it may be at most 30 days"));
+            }
         }
         Ok(())
     }
@@ -122,6 +149,39 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.validate().unwrap_err().field, "monitoring_interval");
+    }
+
+    #[test]
+    fn sizes_have_upper_bounds() {
+        let huge = RecoveryConfig {
+            history_retention: 1_000_000_000_000,
+            ..Default::default()
+        };
+        let e = huge.validate().unwrap_err();
+        assert_eq!(e.field, "history_retention");
+        assert!(e.to_string().contains("at most 1000000"), "{e}");
+        let e = RecoveryConfig {
+            max_concurrent_recoveries: usize::MAX,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.field, "max_concurrent_recoveries");
+        let e = RecoveryConfig {
+            checkpoint_interval: Duration::MAX,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.field, "checkpoint_interval");
+        RecoveryConfig {
+            history_retention: MAX_HISTORY_RETENTION,
+            max_concurrent_recoveries: MAX_CONCURRENT_RECOVERIES,
+            monitoring_interval: MAX_INTERVAL,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
     }
 
     #[test]

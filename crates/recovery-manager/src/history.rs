@@ -1,11 +1,8 @@
 //! The bounded history of recovery attempts and the statistics computed from it.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
-
-use crossbeam_utils::CachePadded;
 
 use recovery_core::{AgentId, ErrorKind, RecoveryResult, SwarmError, TaskId};
 use serde::{Deserialize, Serialize};
@@ -45,14 +42,14 @@ impl RecoveryAttempt {
     }
 }
 
-/// One attempt as the ring keeps it: a [`RecoveryAttempt`] whose strategy id is the interned
-/// one, so recording an attempt does not copy it.
+/// One attempt as the history keeps it: a [`RecoveryAttempt`] whose strategy id is shared with
+/// the registered strategy, so recording an attempt does not copy it.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) id: Uuid,
     pub(crate) recovery_id: Uuid,
     pub(crate) timestamp: SystemTime,
-    pub(crate) strategy_id: &'static str,
+    pub(crate) strategy_id: Arc<str>,
     pub(crate) error: SwarmError,
     pub(crate) failed_task_id: Option<TaskId>,
     pub(crate) failed_agent_id: Option<AgentId>,
@@ -76,93 +73,57 @@ impl Entry {
     }
 }
 
-/// A ring of the newest `capacity` attempts that many threads add to at once.
-///
-/// Each attempt takes the next sequence number (one atomic add) and the ring position it
-/// names, which has a lock of its own: recoveries finishing on different threads contend for
-/// no lock, only for that counter. (One lock for the whole ring was, with the strategy list's,
-/// what kept throughput from growing with callers.) Readers lock one position at a time and
-/// order what they find by sequence number. Positions are allocated a chunk at a time as the
-/// ring fills, so a large `capacity` costs memory only once it is used.
+/// The newest `capacity` attempts, oldest first: a ring under one lock, held only to push or
+/// to copy out. Its memory grows with what it holds, up to `capacity`.
 #[derive(Debug)]
 pub(crate) struct History {
     capacity: usize,
-    /// Off the cache lines the positions' locks are on.
-    next: CachePadded<AtomicU64>,
-    chunks: Box<[OnceLock<Box<[Position]>>]>,
+    ring: Mutex<VecDeque<Entry>>,
 }
-
-/// One ring position: the attempt last written there and its sequence number.
-type Position = Mutex<Option<(u64, Entry)>>;
-
-/// Positions per chunk.
-const CHUNK: usize = 256;
 
 impl History {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            next: CachePadded::new(AtomicU64::new(0)),
-            chunks: (0..capacity.div_ceil(CHUNK))
-                .map(|_| OnceLock::new())
-                .collect(),
+            ring: Mutex::new(VecDeque::new()),
         }
     }
 
-    fn position(&self, i: usize) -> &Position {
-        let chunk = self.chunks[i / CHUNK].get_or_init(|| {
-            let len = CHUNK.min(self.capacity - i / CHUNK * CHUNK);
-            (0..len).map(|_| Mutex::new(None)).collect()
-        });
-        &chunk[i % CHUNK]
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry>> {
+        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Add `attempt`, returning the one it displaced, if any (for the caller to drop outside
-    /// any lock). An attempt whose position a newer one (a full ring later) already holds is
-    /// itself the one returned: it is older than every attempt the ring keeps.
+    /// the lock).
     pub(crate) fn push(&self, attempt: Entry) -> Option<Entry> {
-        let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        // `capacity` is a `usize`, so the remainder is one.
-        let i = (seq % self.capacity as u64) as usize;
-        let mut position = self
-            .position(i)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match &*position {
-            Some((newer, _)) if *newer > seq => Some(attempt),
-            _ => position.replace((seq, attempt)).map(|(_, old)| old),
-        }
+        let mut ring = self.lock();
+        let evicted = if ring.len() >= self.capacity {
+            ring.pop_front()
+        } else {
+            None
+        };
+        ring.push_back(attempt);
+        evicted
     }
 
-    /// Every attempt held, with its sequence number, as `f` makes it; in no particular order.
-    fn collect<R>(&self, f: impl Fn(&Entry) -> R) -> Vec<(u64, R)> {
-        let mut out = Vec::new();
-        for chunk in self.chunks.iter().filter_map(OnceLock::get) {
-            for position in chunk.iter() {
-                let position = position.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some((seq, entry)) = &*position {
-                    out.push((*seq, f(entry)));
-                }
-            }
-        }
-        out
+    /// How many attempts are held.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
     }
 
     /// The attempts held, oldest first.
     pub(crate) fn snapshot(&self) -> Vec<RecoveryAttempt> {
-        let mut attempts = self.collect(Entry::to_attempt);
-        attempts.sort_unstable_by_key(|(seq, _)| *seq);
-        attempts.into_iter().map(|(_, a)| a).collect()
+        self.lock().iter().map(Entry::to_attempt).collect()
     }
 
     pub(crate) fn statistics(&self) -> RecoveryStatistics {
-        let outcomes = self.collect(|a| Outcome {
-            strategy_id: a.strategy_id,
+        let ring = self.lock();
+        RecoveryStatistics::from_outcomes(ring.iter().map(|a| Outcome {
+            strategy_id: &a.strategy_id,
             kind: a.error.kind(),
             success: a.result.success,
             duration: a.result.recovery_duration,
-        });
-        RecoveryStatistics::from_outcomes(outcomes.into_iter().map(|(_, o)| o))
+        }))
     }
 }
 
@@ -280,7 +241,7 @@ mod tests {
     use super::*;
     use recovery_core::RecoveryAction;
 
-    fn attempt(strategy: &'static str, success: bool, ms: u64) -> Entry {
+    fn attempt(strategy: &str, success: bool, ms: u64) -> Entry {
         let mut result = if success {
             RecoveryResult::success(RecoveryAction::None, "ok")
         } else {
@@ -291,7 +252,7 @@ mod tests {
             id: Uuid::new_v4(),
             recovery_id: Uuid::new_v4(),
             timestamp: SystemTime::now(),
-            strategy_id: strategy,
+            strategy_id: Arc::from(strategy),
             error: SwarmError::CommunicationError("x".into()),
             failed_task_id: None,
             failed_agent_id: None,
@@ -334,44 +295,33 @@ mod tests {
         );
     }
 
+    /// Threads adding at once: the ring ends holding exactly `capacity` attempts, and
+    /// everything displaced was handed back (nothing lost, nothing twice).
     #[test]
-    fn a_ring_larger_than_a_chunk_wraps_around() {
-        let h = History::new(CHUNK + 3);
-        for ms in 0..(3 * CHUNK as u64) {
-            h.push(attempt("a", true, ms));
-        }
-        let kept: Vec<u64> = h
-            .snapshot()
-            .iter()
-            .map(|a| a.result.recovery_duration.as_millis() as u64)
-            .collect();
-        let newest: Vec<u64> = (2 * CHUNK as u64 - 3..3 * CHUNK as u64).collect();
-        assert_eq!(kept, newest);
-    }
-
-    /// Threads adding at once: the ring ends holding exactly the newest `capacity` attempts,
-    /// oldest first, and everything displaced was handed back (nothing lost, nothing twice).
-    #[test]
-    fn concurrent_pushes_keep_exactly_the_newest() {
+    fn concurrent_pushes_keep_exactly_the_capacity() {
         let h = History::new(100);
-        let handed_back = AtomicU64::new(0);
+        let handed_back = std::sync::atomic::AtomicU64::new(0);
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
                     for _ in 0..2_500 {
                         if h.push(attempt("a", true, 1)).is_some() {
-                            handed_back.fetch_add(1, Ordering::Relaxed);
+                            handed_back.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                     }
                 });
             }
         });
-        let held = h.collect(|_| ());
-        let mut seqs: Vec<u64> = held.iter().map(|(seq, ())| *seq).collect();
-        seqs.sort_unstable();
-        assert_eq!(seqs, (9_900..10_000).collect::<Vec<_>>());
-        assert_eq!(handed_back.load(Ordering::Relaxed), 9_900);
-        assert_eq!(h.snapshot().len(), 100);
+        assert_eq!(handed_back.into_inner(), 9_900);
+        assert_eq!(h.len(), 100);
+    }
+
+    #[test]
+    fn a_large_capacity_costs_nothing_until_used() {
+        let h = History::new(crate::config::MAX_HISTORY_RETENTION);
+        assert!(h.lock().capacity() < 64);
+        h.push(attempt("a", true, 1));
+        assert_eq!(h.snapshot().len(), 1);
     }
 
     #[test]

@@ -2,21 +2,25 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use recovery_core::{async_trait, RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError};
+//! use recovery_core::{async_trait, RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, StrategyInfo, SwarmError};
 //! use recovery_manager::{RecoveryConfig, RecoveryManager};
 //!
 //! struct Reconnect;
 //!
 //! #[async_trait]
-//! impl RecoveryStrategy<()> for Reconnect {
+//! impl StrategyInfo for Reconnect {
 //!     fn strategy_id(&self) -> &str { "reconnect" }
 //!     fn description(&self) -> &str { "reconnects the channel" }
 //!     async fn can_handle(&self, e: &SwarmError) -> bool { matches!(e, SwarmError::CommunicationError(_)) }
+//!     async fn cost_estimate(&self) -> f64 { 0.1 }
+//!     async fn requires_external_resources(&self) -> bool { false }
+//! }
+//!
+//! #[async_trait]
+//! impl RecoveryStrategy<()> for Reconnect {
 //!     async fn recover(&self, _: &RecoveryContext<()>, _: &SwarmError) -> RecoveryResult {
 //!         RecoveryResult::success(RecoveryAction::Custom("reconnected".into()), "channel reconnected")
 //!     }
-//!     async fn cost_estimate(&self) -> f64 { 0.1 }
-//!     async fn requires_external_resources(&self) -> bool { false }
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,26 +40,50 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Which strategies, for which target
+//!
+//! The features `backoff`, `checkpoint`, `degradation` and `healing` (all on by default) make
+//! the strategies of this workspace available; the bounds follow the strategies registered, not
+//! the features. [`RecoveryManager::builder`] registers each with a step that asks only for its
+//! capability (`.backoff(..)` where `T: Retry`, `.checkpoint(..)` where `T: Checkpointable`, and
+//! so on), so a feature that another crate in the build turns on never breaks a manager for a
+//! target with fewer capabilities. [`RecoveryManager::new`] and
+//! [`with_config`](RecoveryManager::with_config), the spec's, register all four, for a target
+//! that has all four (with all four features on). [`RecoveryManager::empty`] registers none.
+//!
 //! # Selection
 //!
 //! A non-recoverable error ([`ErrorKind::is_recoverable`](recovery_core::ErrorKind::is_recoverable))
 //! runs no strategy and returns a result that says manual intervention is required. Otherwise
 //! the strategies whose `can_handle` is true run by ascending `cost_estimate`, ties in
 //! registration order (the defaults: backoff 0.1, healing 0.2, checkpoint 0.3, degradation 0.4),
-//! until one succeeds with confidence above 0.5 or a result says not to continue.
+//! until one succeeds with confidence above 0.5 or a result says not to continue. A result with
+//! no effect ([`RecoveryResult::no_change`](recovery_core::RecoveryResult::no_change)) is never
+//! a success: the next strategy runs.
 //!
-//! `retry_count` in the context counts the earlier recoveries of the same error kind and task
-//! within a window ([`DEFAULT_RETRY_WINDOW`], or [`RecoveryManager::with_retry_window`]); a
-//! recovery that names no task starts at 0. The backoff strategy takes it as the retries
-//! already made, so a task that keeps failing moves along its delay schedule and, past
-//! `max_retries`, on to costlier strategies.
+//! # Retries are counted once
+//!
+//! `retry_count` in a strategy's context is the number of re-runs already made for this
+//! failure of this task: what earlier recoveries of the task reported
+//! ([`RecoveryResult::retries_made`](recovery_core::RecoveryResult::retries_made)), or what the
+//! caller says ([`RecoveryRequest::with_retry_count`]), plus what earlier strategies of the same
+//! recovery made. The count ends when a retry succeeds or after a quiet
+//! [`DEFAULT_RETRY_WINDOW`]; a recovery that names no task starts at 0. So the backoff strategy's
+//! `max_retries = 5` means five re-runs of a failure in all, however many recoveries it takes.
 //!
 //! # Concurrency
 //!
-//! At most `max_concurrent_recoveries` recoveries do work at once. The manager gives each
-//! recovery's context a sleeper that releases the slot while the strategy waits out a delay, so
-//! a thousand recoveries waiting 100 ms each finish in about 100 ms, not in 33 rounds. Dropping a
-//! `recover` future releases its slot; the history holds only attempts that finished.
+//! At most `max_concurrent_recoveries` recoveries do work at once (a `tokio::sync::Semaphore`,
+//! first come first served). The manager gives each recovery's context a sleeper that gives the
+//! permit back while the strategy waits out a delay, so a thousand recoveries waiting 100 ms
+//! each finish in about 100 ms, not in 333 rounds. Dropping a `recover` future releases its
+//! permit; the history holds only attempts that finished.
+//!
+//! # Monitoring
+//!
+//! `recovery_manager.start_monitoring().await;` starts sampling resources, stepping
+//! degradation and taking periodic checkpoints of the [`attach`](RecoveryManager::attach)ed
+//! target; it lasts until the manager is dropped or stopped, and needs no handle kept.
 //!
 //! # Observability
 //!
@@ -69,32 +97,12 @@
 //! | `swarm_recovery_attempt_duration_seconds` | histogram | `strategy` |
 //! | `swarm_recovery_manual_interventions_total` | counter | `error_kind` |
 //!
-//! Each strategy's metric keys are built once, when it is registered; the recorder is looked up
-//! at every attempt, so one installed later (or a thread-local one in a test) gets every value.
-//!
-//! # Cost
-//!
-//! A `recover` whose one strategy succeeds at once takes about 0.47 µs on a small shared VM:
-//! about 3.8 times calling that strategy directly with a context built for the error, 6.7
-//! times calling it with one context reused (`cargo xtask bench`, the `manager_dispatch`
-//! group). The time goes to what the history and the event need: two reads of the monotonic
-//! clock as the strategy starts and ends (a recovery's wall-clock time is derived from the
-//! first, with the wall clock itself read at most once a second), two v4 UUIDs (the
-//! recovery's and the attempt's), a copy of the result for the history, the slot and the
-//! context. Strategy ids are interned for the life of the process (a few bytes per distinct
-//! id), so recording an attempt does not copy one.
-//!
-//! Recoveries on different threads share no lock: the slots are an atomic count (only a
-//! recovery that must wait touches a queue), each history entry locks only its own place in
-//! the ring, and the strategy list is read from a per-thread stripe. With 64 callers on two
-//! threads a recovery costs 0.87 times what it does with one caller (the `manager_callers`
-//! group).
+//! What a recovery costs is measured by `cargo xtask bench` (the `manager_*` groups) and
+//! recorded in `benches/README.md`.
 
 mod builder;
-mod clock;
 mod config;
 mod history;
-mod intern;
 mod ledger;
 mod manager;
 pub mod metrics;
@@ -102,13 +110,13 @@ mod monitoring;
 mod parts;
 mod settings;
 mod slot;
-mod striped;
-pub mod target;
 
 pub use builder::RecoveryManagerBuilder;
-pub use config::{InvalidRecoveryConfig, RecoveryConfig};
+pub use config::{
+    InvalidRecoveryConfig, MAX_CONCURRENT_RECOVERIES, MAX_HISTORY_RETENTION, MAX_INTERVAL,
+    RecoveryConfig,
+};
 pub use history::{AttemptStats, NO_STRATEGY, RecoveryAttempt, RecoveryStatistics};
 pub use manager::{DEFAULT_RETRY_WINDOW, RecoveryManager, RecoveryRequest};
 pub use monitoring::MonitoringHandle;
 pub use settings::{RecoverySettings, SettingsError};
-pub use target::RecoveryTarget;

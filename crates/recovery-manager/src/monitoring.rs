@@ -1,18 +1,63 @@
 //! Background monitoring: resource sampling, stepping degradation, periodic checkpoints.
 
-use std::sync::Weak;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::manager::RecoveryManager;
-use crate::target::RecoveryTarget;
+use crate::parts::JobParts;
 
-/// Running background monitoring. Dropping the handle, or [`shutdown`](Self::shutdown), stops
-/// it; nothing of it keeps running afterwards.
+/// The manager's side of monitoring: the attached target, and the loop running, if any.
+pub(crate) struct Monitor<T: ?Sized> {
+    attached: Arc<Mutex<Option<Weak<T>>>>,
+    running: Mutex<Option<CancellationToken>>,
+}
+
+impl<T: ?Sized> Default for Monitor<T> {
+    fn default() -> Self {
+        Self {
+            attached: Arc::new(Mutex::new(None)),
+            running: Mutex::new(None),
+        }
+    }
+}
+
+fn lock<G>(m: &Mutex<G>) -> std::sync::MutexGuard<'_, G> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<T: ?Sized> Monitor<T> {
+    pub(crate) fn attach(&self, target: Weak<T>) {
+        *lock(&self.attached) = Some(target);
+    }
+
+    pub(crate) fn attached(&self) -> Option<Weak<T>> {
+        lock(&self.attached).clone()
+    }
+
+    /// Stop the loop, if one runs (it ends at its next await).
+    pub(crate) fn stop(&self) {
+        if let Some(cancel) = lock(&self.running).take() {
+            cancel.cancel();
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        lock(&self.running)
+            .as_ref()
+            .is_some_and(|c| !c.is_cancelled())
+    }
+}
+
+/// Running background monitoring, for an explicit [`shutdown`](Self::shutdown).
+///
+/// Dropping the handle does not stop monitoring: it runs until the manager is dropped,
+/// [`RecoveryManager::stop_monitoring`] is called, or the handle's `shutdown`. Nothing of it
+/// keeps running afterwards, and it never keeps the manager or its target alive.
 #[derive(Debug)]
-#[must_use = "monitoring stops when its handle is dropped"]
 pub struct MonitoringHandle {
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
@@ -30,49 +75,38 @@ impl MonitoringHandle {
         }
     }
 
-    /// Whether the monitoring task is still running (it ends by itself when the attached
-    /// target is dropped).
+    /// Whether the monitoring task is still running.
     pub fn is_running(&self) -> bool {
         self.task.as_ref().is_some_and(|t| !t.is_finished())
     }
 }
 
-impl Drop for MonitoringHandle {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-impl<T: RecoveryTarget + ?Sized> RecoveryManager<T> {
-    /// Start background monitoring and return its handle:
+impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
+    /// Start background monitoring (the spec's `recovery_manager.start_monitoring().await;`):
     ///
     /// - every `monitoring_interval`: sample resources into the
-    ///   [`resource_monitor`](Self::resource_monitor) (unless built `without_sampler`), then
+    ///   [`resource_monitor`](Self::resource_monitor) (if the manager has a sampler), then
     ///   step degradation on the [`attach`](Self::attach)ed target, which lowers the level when
     ///   pressure has fallen (and raises it when pressure has risen) without any error occurring;
-    /// - every `checkpoint_interval`: take a checkpoint of the attached target.
+    /// - every `checkpoint_interval` (the first one interval in): take a checkpoint of the
+    ///   attached target.
     ///
-    /// Each step that fails is logged (WARN) and tried again at the next tick. With no target
-    /// attached, only sampling runs. Monitoring ends when the handle is dropped, when
-    /// [`MonitoringHandle::shutdown`] is called, or when the attached target is dropped.
-    /// Must be called inside a tokio runtime.
+    /// Each step that fails is logged (WARN) and tried again at the next tick. A target
+    /// attached later is picked up at the next tick; while none is attached (or it was
+    /// dropped), only sampling runs. Monitoring lasts until the manager is dropped or
+    /// [`stop_monitoring`](Self::stop_monitoring) is called; the returned handle may be dropped,
+    /// or kept for an explicit [`MonitoringHandle::shutdown`]. Calling this again restarts
+    /// monitoring. Must be called inside a tokio runtime.
     pub async fn start_monitoring(&self) -> MonitoringHandle {
         let cancel = CancellationToken::new();
+        if let Some(old) = lock(&self.monitor.running).replace(cancel.clone()) {
+            old.cancel();
+        }
         let job = Job {
-            target: self.attached(),
+            attached: Arc::clone(&self.monitor.attached),
             monitoring_interval: self.config().monitoring_interval,
             checkpoint_interval: self.config().checkpoint_interval,
-            #[cfg(feature = "degradation")]
-            monitor: self.resource_monitor(),
-            #[cfg(feature = "degradation")]
-            sampler: self.parts.sampler.clone(),
-            #[cfg(feature = "degradation")]
-            degradation: self.parts.degradation.clone(),
-            #[cfg(feature = "checkpoint")]
-            checkpoint: self.parts.checkpoint.clone(),
+            parts: self.parts.job_parts(),
         };
         let task = tokio::spawn(job.run(cancel.clone()));
         MonitoringHandle {
@@ -80,29 +114,29 @@ impl<T: RecoveryTarget + ?Sized> RecoveryManager<T> {
             task: Some(task),
         }
     }
+
+    /// Stop background monitoring, if it runs.
+    pub fn stop_monitoring(&self) {
+        self.monitor.stop();
+    }
+
+    /// Whether background monitoring runs.
+    pub fn is_monitoring(&self) -> bool {
+        self.monitor.is_running()
+    }
 }
 
 struct Job<T: ?Sized> {
-    target: Option<Weak<T>>,
-    monitoring_interval: std::time::Duration,
-    #[cfg_attr(not(feature = "checkpoint"), allow(dead_code))]
-    checkpoint_interval: std::time::Duration,
-    #[cfg(feature = "degradation")]
-    monitor: std::sync::Arc<recovery_degradation::ResourceMonitor>,
-    #[cfg(feature = "degradation")]
-    sampler:
-        Option<std::sync::Arc<std::sync::Mutex<Box<dyn recovery_degradation::ResourceSampler>>>>,
-    #[cfg(feature = "degradation")]
-    degradation: Option<std::sync::Arc<recovery_degradation::GracefulDegradationStrategy>>,
-    #[cfg(feature = "checkpoint")]
-    checkpoint: Option<std::sync::Arc<recovery_checkpoint::CheckpointRecoveryStrategy>>,
+    attached: Arc<Mutex<Option<Weak<T>>>>,
+    monitoring_interval: Duration,
+    checkpoint_interval: Duration,
+    parts: JobParts<T>,
 }
 
-impl<T: RecoveryTarget + ?Sized> Job<T> {
+impl<T: ?Sized + Send + Sync + 'static> Job<T> {
     async fn run(self, cancel: CancellationToken) {
         let mut monitor_tick = tokio::time::interval(self.monitoring_interval);
         monitor_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // The first checkpoint is taken one interval in, not at start.
         let mut checkpoint_tick = tokio::time::interval_at(
             Instant::now() + self.checkpoint_interval,
             self.checkpoint_interval,
@@ -113,65 +147,38 @@ impl<T: RecoveryTarget + ?Sized> Job<T> {
                 biased;
                 () = cancel.cancelled() => return,
                 _ = monitor_tick.tick() => {
-                    if !self.monitor_step().await {
-                        return;
+                    tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => return,
+                        () = self.monitor_step() => {}
                     }
                 }
                 _ = checkpoint_tick.tick() => {
-                    if !self.checkpoint_step().await {
-                        return;
+                    tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => return,
+                        () = self.checkpoint_step() => {}
                     }
                 }
             }
         }
     }
 
-    /// Whether monitoring should go on: false once an attached target is gone.
-    fn target_alive(&self) -> Option<Option<std::sync::Arc<T>>> {
-        match &self.target {
-            None => Some(None),
-            Some(weak) => weak.upgrade().map(Some),
+    /// The attached target, if there is one and it still exists.
+    fn target(&self) -> Option<Arc<T>> {
+        lock(&self.attached).as_ref().and_then(Weak::upgrade)
+    }
+
+    async fn monitor_step(&self) {
+        self.parts.sample();
+        if let Some(target) = self.target() {
+            self.parts.step(&target).await;
         }
     }
 
-    async fn monitor_step(&self) -> bool {
-        #[cfg(feature = "degradation")]
-        if let Some(sampler) = &self.sampler {
-            let sample = sampler
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .sample_into(&self.monitor);
-            tracing::trace!(cpu = ?sample.cpu, memory = ?sample.memory, "resources sampled");
+    async fn checkpoint_step(&self) {
+        if let Some(target) = self.target() {
+            self.parts.checkpoint(&target).await;
         }
-        let Some(target) = self.target_alive() else {
-            return false;
-        };
-        #[cfg(feature = "degradation")]
-        if let (Some(target), Some(strategy)) = (&target, &self.degradation) {
-            match strategy.step(&**target).await {
-                Ok(Some(change)) => tracing::info!(
-                    from = %change.from, to = %change.to, "degradation level changed by monitoring"
-                ),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "degradation step failed"),
-            }
-        }
-        let _ = target;
-        true
-    }
-
-    async fn checkpoint_step(&self) -> bool {
-        let Some(target) = self.target_alive() else {
-            return false;
-        };
-        #[cfg(feature = "checkpoint")]
-        if let (Some(target), Some(strategy)) = (&target, &self.checkpoint) {
-            match strategy.create_checkpoint(&**target).await {
-                Ok(id) => tracing::debug!(checkpoint_id = %id, "periodic checkpoint taken"),
-                Err(e) => tracing::warn!(error = %e, "periodic checkpoint failed"),
-            }
-        }
-        let _ = target;
-        true
     }
 }

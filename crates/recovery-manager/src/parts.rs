@@ -1,73 +1,196 @@
-//! What the manager keeps of the default strategies besides the strategy list, and the methods
-//! that need them.
+//! What the manager keeps of the strategies of this workspace beside the strategy list, and the
+//! methods that need them.
+//!
+//! The bounds follow what is registered: a builder step that registers, say, the checkpoint
+//! strategy requires `T: Checkpointable` and keeps a type-erased [`Checkpointer<T>`] for the
+//! monitoring loop, so that nothing later (monitoring, `create_checkpoint`) needs the bound
+//! again, and a feature turned on elsewhere in a build adds no bound to code that compiled
+//! without it.
 
-#[cfg(any(feature = "checkpoint", feature = "degradation"))]
+use std::marker::PhantomData;
+#[cfg(any(feature = "backoff", feature = "checkpoint", feature = "degradation"))]
 use std::sync::Arc;
 
+#[cfg(feature = "backoff")]
+use recovery_backoff::ExponentialBackoffStrategy;
 #[cfg(feature = "checkpoint")]
-use recovery_checkpoint::{CheckpointRecoveryStrategy, Checkpointable};
+use recovery_checkpoint::{CheckpointError, CheckpointRecoveryStrategy, Checkpointable};
+#[cfg(any(feature = "checkpoint", feature = "degradation"))]
+use recovery_core::async_trait;
 #[cfg(feature = "checkpoint")]
 use recovery_core::{SwarmError, SwarmResult};
 #[cfg(feature = "degradation")]
-use recovery_degradation::{GracefulDegradationStrategy, ResourceMonitor, ResourceSampler};
+use recovery_degradation::{
+    Degradable, GracefulDegradationStrategy, LevelChange, ResourceMonitor, ResourceSampler,
+};
 #[cfg(feature = "checkpoint")]
 use uuid::Uuid;
 
-use crate::builder::RecoveryManagerBuilder;
-use crate::config::{InvalidRecoveryConfig, RecoveryConfig};
+#[cfg(any(feature = "backoff", feature = "checkpoint", feature = "degradation"))]
 use crate::manager::RecoveryManager;
-use crate::target::RecoveryTarget;
 
-/// Shared handles to the strategies that background work and convenience methods use.
-#[derive(Default)]
-pub(crate) struct Parts {
+/// Takes a checkpoint of a `T`: the checkpoint strategy, with its `T: Checkpointable` bound
+/// checked where it was registered.
+#[cfg(feature = "checkpoint")]
+#[async_trait]
+pub(crate) trait Checkpointer<T: ?Sized + Send + Sync>: Send + Sync {
+    async fn checkpoint(&self, target: &T) -> Result<Uuid, CheckpointError>;
+}
+
+#[cfg(feature = "checkpoint")]
+#[async_trait]
+impl<T: Checkpointable + ?Sized> Checkpointer<T> for CheckpointRecoveryStrategy {
+    async fn checkpoint(&self, target: &T) -> Result<Uuid, CheckpointError> {
+        self.create_checkpoint(target).await
+    }
+}
+
+/// Steps degradation on a `T`: the degradation strategy, with its `T: Degradable` bound checked
+/// where it was registered.
+#[cfg(feature = "degradation")]
+#[async_trait]
+pub(crate) trait Stepper<T: ?Sized + Send + Sync>: Send + Sync {
+    async fn step(&self, target: &T) -> Result<Option<LevelChange>, recovery_core::SwarmError>;
+}
+
+#[cfg(feature = "degradation")]
+#[async_trait]
+impl<T: Degradable + ?Sized> Stepper<T> for GracefulDegradationStrategy {
+    async fn step(&self, target: &T) -> Result<Option<LevelChange>, recovery_core::SwarmError> {
+        GracefulDegradationStrategy::step(self, target).await
+    }
+}
+
+/// A sampler shared by the manager and its monitoring loop.
+#[cfg(feature = "degradation")]
+pub(crate) type SharedSampler = Arc<std::sync::Mutex<Box<dyn ResourceSampler>>>;
+
+/// Handles to the registered strategies of this workspace that background work and the
+/// convenience methods use.
+pub(crate) struct Parts<T: ?Sized> {
+    #[cfg(feature = "backoff")]
+    pub(crate) backoff: Option<Arc<ExponentialBackoffStrategy>>,
     #[cfg(feature = "checkpoint")]
     pub(crate) checkpoint: Option<Arc<CheckpointRecoveryStrategy>>,
+    #[cfg(feature = "checkpoint")]
+    pub(crate) checkpointer: Option<Arc<dyn Checkpointer<T>>>,
     #[cfg(feature = "degradation")]
     pub(crate) degradation: Option<Arc<GracefulDegradationStrategy>>,
     #[cfg(feature = "degradation")]
+    pub(crate) stepper: Option<Arc<dyn Stepper<T>>>,
+    #[cfg(feature = "degradation")]
     pub(crate) monitor: Arc<ResourceMonitor>,
     #[cfg(feature = "degradation")]
-    pub(crate) sampler: Option<Arc<std::sync::Mutex<Box<dyn ResourceSampler>>>>,
+    pub(crate) sampler: Option<SharedSampler>,
+    _target: PhantomData<fn(&T)>,
 }
 
-impl RecoveryManager<()> {
-    /// A builder for a manager with the enabled strategies, each replaceable or removable.
-    ///
-    /// (Named on `RecoveryManager<()>` so that `RecoveryManager::builder()` needs no type; the
-    /// target type is chosen by [`RecoveryManagerBuilder::build`].)
-    pub fn builder() -> RecoveryManagerBuilder {
-        RecoveryManagerBuilder::default()
-    }
-}
-
-impl<T: RecoveryTarget + ?Sized> RecoveryManager<T> {
-    /// A manager with the default configuration and every enabled strategy with its defaults:
-    /// the spec's `RecoveryManager::new()`.
-    pub fn new() -> Self {
-        Self::with_config(RecoveryConfig::default()).expect("the default configuration is valid")
-    }
-
-    /// A manager with `config` and every enabled strategy with its defaults.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidRecoveryConfig`] naming the bad field.
-    pub fn with_config(config: RecoveryConfig) -> Result<Self, InvalidRecoveryConfig> {
-        RecoveryManagerBuilder::default().config(config).build()
-    }
-}
-
-impl<T: RecoveryTarget + ?Sized> Default for RecoveryManager<T> {
+impl<T: ?Sized> Default for Parts<T> {
     fn default() -> Self {
-        Self::new()
+        Self {
+            #[cfg(feature = "backoff")]
+            backoff: None,
+            #[cfg(feature = "checkpoint")]
+            checkpoint: None,
+            #[cfg(feature = "checkpoint")]
+            checkpointer: None,
+            #[cfg(feature = "degradation")]
+            degradation: None,
+            #[cfg(feature = "degradation")]
+            stepper: None,
+            #[cfg(feature = "degradation")]
+            monitor: Arc::new(ResourceMonitor::new()),
+            #[cfg(feature = "degradation")]
+            sampler: None,
+            _target: PhantomData,
+        }
+    }
+}
+
+/// What the monitoring loop needs: the sampler, the stepper, the checkpointer.
+pub(crate) struct JobParts<T: ?Sized> {
+    #[cfg(feature = "checkpoint")]
+    checkpointer: Option<Arc<dyn Checkpointer<T>>>,
+    #[cfg(feature = "degradation")]
+    stepper: Option<Arc<dyn Stepper<T>>>,
+    #[cfg(feature = "degradation")]
+    monitor: Arc<ResourceMonitor>,
+    #[cfg(feature = "degradation")]
+    sampler: Option<SharedSampler>,
+    _target: PhantomData<fn(&T)>,
+}
+
+impl<T: ?Sized + Send + Sync> Parts<T> {
+    pub(crate) fn job_parts(&self) -> JobParts<T> {
+        JobParts {
+            #[cfg(feature = "checkpoint")]
+            checkpointer: self.checkpointer.clone(),
+            #[cfg(feature = "degradation")]
+            stepper: self.stepper.clone(),
+            #[cfg(feature = "degradation")]
+            monitor: Arc::clone(&self.monitor),
+            #[cfg(feature = "degradation")]
+            sampler: self.sampler.clone(),
+            _target: PhantomData,
+        }
+    }
+}
+
+impl<T: ?Sized + Send + Sync> JobParts<T> {
+    /// Take a resource sample, if there is a sampler.
+    pub(crate) fn sample(&self) {
+        #[cfg(feature = "degradation")]
+        if let Some(sampler) = &self.sampler {
+            let sample = sampler
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .sample_into(&self.monitor);
+            tracing::trace!(cpu = ?sample.cpu, memory = ?sample.memory, "resources sampled");
+        }
+    }
+
+    /// Step degradation on `target`, if a degradation strategy is registered.
+    pub(crate) async fn step(&self, target: &T) {
+        #[cfg(feature = "degradation")]
+        if let Some(stepper) = &self.stepper {
+            match stepper.step(target).await {
+                Ok(Some(change)) => tracing::info!(
+                    from = %change.from, to = %change.to, "degradation level changed by monitoring"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "degradation step failed"),
+            }
+        }
+        let _ = target;
+    }
+
+    /// Take a checkpoint of `target`, if a checkpoint strategy is registered.
+    pub(crate) async fn checkpoint(&self, target: &T) {
+        #[cfg(feature = "checkpoint")]
+        if let Some(checkpointer) = &self.checkpointer {
+            match checkpointer.checkpoint(target).await {
+                Ok(id) => tracing::debug!(checkpoint_id = %id, "periodic checkpoint taken"),
+                Err(e) => tracing::warn!(error = %e, "periodic checkpoint failed"),
+            }
+        }
+        let _ = target;
+    }
+}
+
+#[cfg(feature = "backoff")]
+impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
+    /// The registered backoff strategy, if any (its `max_retries` bounds the re-runs of a
+    /// failure).
+    pub fn backoff_strategy(&self) -> Option<&Arc<ExponentialBackoffStrategy>> {
+        self.parts.backoff.as_ref()
     }
 }
 
 #[cfg(feature = "degradation")]
 impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
-    /// The resource monitor that the degradation strategy reads and monitoring samples into.
-    /// The system reports its connections and tasks here.
+    /// The resource monitor that the degradation strategy reads and monitoring samples into:
+    /// the degradation strategy's, or a monitor of the manager's own without one. The system
+    /// reports its connections and tasks here.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -83,23 +206,27 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
         Arc::clone(&self.parts.monitor)
     }
 
-    /// The registered default degradation strategy, if any.
+    /// The registered degradation strategy, if any.
     pub fn degradation_strategy(&self) -> Option<&Arc<GracefulDegradationStrategy>> {
         self.parts.degradation.as_ref()
+    }
+
+    /// Take a resource sample now, as monitoring does each interval (nothing without a
+    /// sampler).
+    pub fn sample_resources(&self) {
+        self.parts.job_parts().sample();
     }
 }
 
 #[cfg(feature = "checkpoint")]
 impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
-    /// The registered default checkpoint strategy, if any (to list or restore checkpoints).
+    /// The registered checkpoint strategy, if any (to list or restore checkpoints).
     pub fn checkpoint_strategy(&self) -> Option<&Arc<CheckpointRecoveryStrategy>> {
         self.parts.checkpoint.as_ref()
     }
-}
 
-#[cfg(feature = "checkpoint")]
-impl<T: Checkpointable + ?Sized + Send + Sync + 'static> RecoveryManager<T> {
-    /// Take a checkpoint of `target` with the checkpoint strategy and return its id.
+    /// Take a checkpoint of `target` with the registered checkpoint strategy and return its id
+    /// (what the spec's `coordinator.create_checkpoint()` calls).
     ///
     /// # Errors
     ///
@@ -107,13 +234,13 @@ impl<T: Checkpointable + ?Sized + Send + Sync + 'static> RecoveryManager<T> {
     /// strategy's error (the snapshot failed, or the store could not write it durably), in
     /// which case no checkpoint was added.
     pub async fn create_checkpoint(&self, target: &T) -> SwarmResult<Uuid> {
-        let strategy = self.parts.checkpoint.as_ref().ok_or_else(|| {
+        let checkpointer = self.parts.checkpointer.as_ref().ok_or_else(|| {
             SwarmError::InvalidConfiguration(
-                "this manager has no checkpoint strategy: build it with the `checkpoint` feature \
-                 and without `without_checkpoint()`"
+                "this manager has no checkpoint strategy: register one with the builder's \
+                 `.checkpoint(..)` (the `checkpoint` feature)"
                     .into(),
             )
         })?;
-        Ok(strategy.create_checkpoint(target).await?)
+        Ok(checkpointer.checkpoint(target).await?)
     }
 }

@@ -4,6 +4,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(all(
+    feature = "backoff",
+    feature = "checkpoint",
+    feature = "degradation",
+    feature = "healing"
+))]
 use crate::builder::RecoveryManagerBuilder;
 use crate::config::RecoveryConfig;
 
@@ -233,61 +239,114 @@ impl RecoverySettings {
         Ok(())
     }
 
-    /// A [`RecoveryManagerBuilder`] with these settings: the configuration, each strategy built
-    /// from its section, checkpoints in `checkpoint.dir` when one is given.
+    /// The backoff strategy of the `[backoff]` section.
     ///
     /// # Errors
     ///
-    /// [`SettingsError::Invalid`] if a section does not validate, the checkpoint directory
-    /// cannot be opened, or a healing rule is not valid (its pattern, a duplicate id).
-    pub async fn builder(&self) -> Result<RecoveryManagerBuilder, SettingsError> {
+    /// [`SettingsError::Invalid`] if the section does not validate.
+    #[cfg(feature = "backoff")]
+    pub fn backoff_strategy(
+        &self,
+    ) -> Result<recovery_backoff::ExponentialBackoffStrategy, SettingsError> {
+        recovery_backoff::ExponentialBackoffStrategy::new(self.backoff)
+            .map_err(|e| invalid("backoff", e.to_string()))
+    }
+
+    /// The checkpoint strategy of the `[checkpoint]` section: checkpoints in `dir` when one is
+    /// given (the directory is created if missing), else in memory.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError::Invalid`] if the section does not validate or the directory cannot be
+    /// opened.
+    #[cfg(feature = "checkpoint")]
+    pub fn checkpoint_strategy(
+        &self,
+    ) -> Result<recovery_checkpoint::CheckpointRecoveryStrategy, SettingsError> {
+        use recovery_checkpoint::{
+            CheckpointRecoveryStrategy, CheckpointStore, FileStore, MemoryStore,
+        };
+        let store: std::sync::Arc<dyn CheckpointStore> = match &self.checkpoint.dir {
+            Some(dir) => std::sync::Arc::new(
+                FileStore::open(dir)
+                    .map_err(|e| invalid("checkpoint", format!("dir = {}: {e}", dir.display())))?,
+            ),
+            None => std::sync::Arc::new(MemoryStore::new()),
+        };
+        CheckpointRecoveryStrategy::with_store(store, self.checkpoint.max_checkpoints)
+            .map_err(|e| invalid("checkpoint", e.to_string()))
+    }
+
+    /// The degradation strategy of the `[degradation]` section, with a fresh resource monitor.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError::Invalid`] if the section does not validate.
+    #[cfg(feature = "degradation")]
+    pub fn degradation_strategy(
+        &self,
+    ) -> Result<recovery_degradation::GracefulDegradationStrategy, SettingsError> {
+        recovery_degradation::GracefulDegradationStrategy::new(
+            self.degradation.clone(),
+            std::sync::Arc::new(recovery_degradation::ResourceMonitor::new()),
+        )
+        .map_err(|e| invalid("degradation", e.to_string()))
+    }
+
+    /// The healing strategy of the `[healing]` section: the default rules (unless
+    /// `default_rules = false`), then the section's rules.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError::Invalid`] if a rule is not valid (its pattern, a duplicate id).
+    #[cfg(feature = "healing")]
+    pub async fn healing_strategy(
+        &self,
+    ) -> Result<recovery_healing::SelfHealingStrategy, SettingsError> {
+        let strategy = if self.healing.default_rules {
+            recovery_healing::SelfHealingStrategy::new()
+        } else {
+            recovery_healing::SelfHealingStrategy::empty()
+        };
+        strategy
+            .add_healing_rules(self.healing.rules.iter().cloned())
+            .await
+            .map_err(|e| invalid("healing", e.to_string()))?;
+        Ok(strategy)
+    }
+
+    /// A [`RecoveryManagerBuilder`] with these settings for a target with all four
+    /// capabilities: the configuration and each strategy built from its section (see the
+    /// `*_strategy` methods, to build a manager for a target with fewer), and with the
+    /// `sysinfo` feature the host sampler.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError::Invalid`] as the `*_strategy` methods.
+    #[cfg(all(
+        feature = "backoff",
+        feature = "checkpoint",
+        feature = "degradation",
+        feature = "healing"
+    ))]
+    pub async fn builder<T>(&self) -> Result<RecoveryManagerBuilder<T>, SettingsError>
+    where
+        T: recovery_backoff::Retry
+            + recovery_checkpoint::Checkpointable
+            + recovery_degradation::Degradable
+            + recovery_healing::Healable
+            + ?Sized
+            + 'static,
+    {
         self.validate()?;
-        let builder = RecoveryManagerBuilder::default().config(self.recovery.clone());
-        #[cfg(feature = "backoff")]
-        let builder = {
-            let strategy = recovery_backoff::ExponentialBackoffStrategy::new(self.backoff)
-                .map_err(|e| invalid("backoff", e.to_string()))?;
-            builder.backoff(strategy)
-        };
-        #[cfg(feature = "checkpoint")]
-        let builder = {
-            use recovery_checkpoint::{
-                CheckpointRecoveryStrategy, CheckpointStore, FileStore, MemoryStore,
-            };
-            let store: std::sync::Arc<dyn CheckpointStore> =
-                match &self.checkpoint.dir {
-                    Some(dir) => std::sync::Arc::new(FileStore::open(dir).map_err(|e| {
-                        invalid("checkpoint", format!("dir = {}: {e}", dir.display()))
-                    })?),
-                    None => std::sync::Arc::new(MemoryStore::new()),
-                };
-            let strategy =
-                CheckpointRecoveryStrategy::with_store(store, self.checkpoint.max_checkpoints)
-                    .map_err(|e| invalid("checkpoint", e.to_string()))?;
-            builder.checkpoint(strategy)
-        };
-        #[cfg(feature = "degradation")]
-        let builder = {
-            let strategy = recovery_degradation::GracefulDegradationStrategy::new(
-                self.degradation.clone(),
-                std::sync::Arc::new(recovery_degradation::ResourceMonitor::new()),
-            )
-            .map_err(|e| invalid("degradation", e.to_string()))?;
-            builder.degradation(strategy)
-        };
-        #[cfg(feature = "healing")]
-        let builder = {
-            let strategy = if self.healing.default_rules {
-                recovery_healing::SelfHealingStrategy::new()
-            } else {
-                recovery_healing::SelfHealingStrategy::empty()
-            };
-            strategy
-                .add_healing_rules(self.healing.rules.iter().cloned())
-                .await
-                .map_err(|e| invalid("healing", e.to_string()))?;
-            builder.healing(strategy)
-        };
+        let builder = RecoveryManagerBuilder::default()
+            .config(self.recovery.clone())
+            .backoff(self.backoff_strategy()?)
+            .checkpoint(self.checkpoint_strategy()?)
+            .degradation(self.degradation_strategy()?)
+            .healing(self.healing_strategy().await?);
+        #[cfg(feature = "sysinfo")]
+        let builder = builder.sampler(recovery_degradation::SystemSampler::host());
         Ok(builder)
     }
 }

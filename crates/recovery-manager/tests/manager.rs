@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use recovery_core::{
     AgentId, ErrorKind, RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy,
-    SwarmError, TaskId, async_trait,
+    StrategyInfo, SwarmError, TaskId, async_trait,
 };
 use recovery_manager::{NO_STRATEGY, RecoveryConfig, RecoveryManager, RecoveryRequest};
 use tokio::time::Instant;
@@ -30,7 +30,7 @@ struct Log {
 }
 
 #[async_trait]
-impl RecoveryStrategy<Log> for Scripted {
+impl StrategyInfo for Scripted {
     fn strategy_id(&self) -> &str {
         self.id
     }
@@ -40,6 +40,16 @@ impl RecoveryStrategy<Log> for Scripted {
     async fn can_handle(&self, error: &SwarmError) -> bool {
         self.handles.contains(&error.kind())
     }
+    async fn cost_estimate(&self) -> f64 {
+        self.cost
+    }
+    async fn requires_external_resources(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait]
+impl RecoveryStrategy<Log> for Scripted {
     async fn recover(&self, ctx: &RecoveryContext<Log>, _error: &SwarmError) -> RecoveryResult {
         ctx.sleep(self.delay).await;
         let log = &ctx.target;
@@ -51,12 +61,6 @@ impl RecoveryStrategy<Log> for Scripted {
         log.retry_counts.lock().unwrap().push(ctx.retry_count);
         log.working.fetch_sub(1, Ordering::SeqCst);
         (self.outcome)(ctx)
-    }
-    async fn cost_estimate(&self) -> f64 {
-        self.cost
-    }
-    async fn requires_external_resources(&self) -> bool {
-        false
     }
 }
 
@@ -185,33 +189,58 @@ async fn an_error_no_strategy_handles_is_a_failure_that_says_so() {
     );
 }
 
+fn retried_twice(_: &RecoveryContext<Log>) -> RecoveryResult {
+    RecoveryResult::failure(
+        RecoveryAction::Retried { attempts: 2 },
+        "two retries, no luck",
+    )
+}
+fn retry_worked(_: &RecoveryContext<Log>) -> RecoveryResult {
+    RecoveryResult::success(RecoveryAction::Retried { attempts: 1 }, "the retry worked")
+}
+
+/// `retry_count` is the retries already made for this failure of this task: what earlier
+/// recoveries of the task reported, whatever the error's kind, until a retry works.
 #[tokio::test]
-async fn retry_count_comes_from_earlier_recoveries_of_the_same_kind_and_task() {
+async fn retry_count_adds_up_the_retries_earlier_recoveries_of_the_task_made() {
     let m = manager();
-    m.add_strategy(strategy("s", 0.1, ok)).await;
+    m.add_strategy(strategy("retrying", 0.1, retried_twice))
+        .await;
     let log = Arc::new(Log::default());
     let (t1, t2) = (TaskId::from_u128(1), TaskId::from_u128(2));
-    m.recover(log.clone(), comm(), Some(t1), None)
-        .await
-        .unwrap();
-    m.recover(log.clone(), comm(), Some(t1), None)
-        .await
-        .unwrap();
-    m.recover(log.clone(), comm(), Some(t2), None)
-        .await
-        .unwrap();
-    m.recover(
-        log.clone(),
-        SwarmError::StateCorruption("x".into()),
-        Some(t1),
-        None,
+    for (error, task) in [
+        (comm(), Some(t1)),
+        (comm(), Some(t1)),
+        (comm(), Some(t2)),
+        (SwarmError::StateCorruption("x".into()), Some(t1)),
+        (comm(), None),
+    ] {
+        m.recover(log.clone(), error, task, None).await.unwrap();
+    }
+    assert_eq!(*log.retry_counts.lock().unwrap(), [0, 2, 0, 4, 0]);
+    assert_eq!(m.retries_made(t1), 6);
+
+    // A caller that counts its own re-runs says so.
+    m.recover_with(
+        RecoveryRequest::new(log.clone(), comm())
+            .with_task(t2)
+            .with_retry_count(9),
     )
     .await
     .unwrap();
+    assert_eq!(log.retry_counts.lock().unwrap()[5], 9);
+
+    // Within one recovery, a later strategy sees the retries an earlier one made.
+    let m = manager();
+    m.add_strategy(strategy("first", 0.1, retried_twice)).await;
+    m.add_strategy(strategy("second", 0.2, retry_worked)).await;
+    let log = Arc::new(Log::default());
     m.recover(log.clone(), comm(), Some(t1), None)
         .await
         .unwrap();
-    assert_eq!(*log.retry_counts.lock().unwrap(), [0, 1, 0, 0, 2]);
+    assert_eq!(*log.retry_counts.lock().unwrap(), [0, 2]);
+    // The retry worked: the failure is over, and the next one starts at 0.
+    assert_eq!(m.retries_made(t1), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -271,7 +300,7 @@ async fn dropping_a_recovery_releases_its_slot_and_keeps_history_consistent() {
 struct Stuck;
 
 #[async_trait]
-impl RecoveryStrategy<Log> for Stuck {
+impl StrategyInfo for Stuck {
     fn strategy_id(&self) -> &str {
         "stuck"
     }
@@ -281,14 +310,18 @@ impl RecoveryStrategy<Log> for Stuck {
     async fn can_handle(&self, _: &SwarmError) -> bool {
         true
     }
-    async fn recover(&self, _: &RecoveryContext<Log>, _: &SwarmError) -> RecoveryResult {
-        std::future::pending().await
-    }
     async fn cost_estimate(&self) -> f64 {
         0.0
     }
     async fn requires_external_resources(&self) -> bool {
         false
+    }
+}
+
+#[async_trait]
+impl RecoveryStrategy<Log> for Stuck {
+    async fn recover(&self, _: &RecoveryContext<Log>, _: &SwarmError) -> RecoveryResult {
+        std::future::pending().await
     }
 }
 

@@ -4,7 +4,8 @@ use std::sync::{Arc, Mutex};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use recovery_core::{
-    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError, async_trait,
+    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, StrategyInfo, SwarmError,
+    async_trait,
 };
 use recovery_manager::{RecoveryConfig, RecoveryManager, metrics as names};
 use tracing::field::{Field, Visit};
@@ -16,7 +17,7 @@ use tracing_subscriber::registry::LookupSpan;
 struct Always;
 
 #[async_trait]
-impl RecoveryStrategy<()> for Always {
+impl StrategyInfo for Always {
     fn strategy_id(&self) -> &str {
         "always"
     }
@@ -26,14 +27,18 @@ impl RecoveryStrategy<()> for Always {
     async fn can_handle(&self, _: &SwarmError) -> bool {
         true
     }
-    async fn recover(&self, _: &RecoveryContext<()>, _: &SwarmError) -> RecoveryResult {
-        RecoveryResult::success(RecoveryAction::Custom("ok".into()), "ok").with_confidence(0.75)
-    }
     async fn cost_estimate(&self) -> f64 {
         0.1
     }
     async fn requires_external_resources(&self) -> bool {
         false
+    }
+}
+
+#[async_trait]
+impl RecoveryStrategy<()> for Always {
+    async fn recover(&self, _: &RecoveryContext<()>, _: &SwarmError) -> RecoveryResult {
+        RecoveryResult::success(RecoveryAction::Custom("ok".into()), "ok").with_confidence(0.75)
     }
 }
 

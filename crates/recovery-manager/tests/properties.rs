@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use recovery_core::{
-    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError, TaskId,
-    async_trait,
+    RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, StrategyInfo, SwarmError,
+    TaskId, async_trait,
 };
 use recovery_manager::{RecoveryConfig, RecoveryManager};
 
@@ -16,7 +16,7 @@ struct ByTask {
 }
 
 #[async_trait]
-impl RecoveryStrategy<()> for ByTask {
+impl StrategyInfo for ByTask {
     fn strategy_id(&self) -> &str {
         self.id
     }
@@ -26,6 +26,16 @@ impl RecoveryStrategy<()> for ByTask {
     async fn can_handle(&self, _: &SwarmError) -> bool {
         true
     }
+    async fn cost_estimate(&self) -> f64 {
+        if self.id == "a" { 0.1 } else { 0.2 }
+    }
+    async fn requires_external_resources(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait]
+impl RecoveryStrategy<()> for ByTask {
     async fn recover(&self, ctx: &RecoveryContext<()>, _: &SwarmError) -> RecoveryResult {
         let n = ctx.failed_task_id.map_or(0, |t| t.as_uuid().as_u128());
         ctx.sleep(Duration::from_millis((n % 7) as u64 * 10)).await;
@@ -35,12 +45,6 @@ impl RecoveryStrategy<()> for ByTask {
         } else {
             RecoveryResult::failure(RecoveryAction::None, "no")
         }
-    }
-    async fn cost_estimate(&self) -> f64 {
-        if self.id == "a" { 0.1 } else { 0.2 }
-    }
-    async fn requires_external_resources(&self) -> bool {
-        false
     }
 }
 
@@ -117,7 +121,7 @@ struct WorkWaitWork {
 }
 
 #[async_trait]
-impl RecoveryStrategy<()> for WorkWaitWork {
+impl StrategyInfo for WorkWaitWork {
     fn strategy_id(&self) -> &str {
         "work-wait-work"
     }
@@ -127,6 +131,16 @@ impl RecoveryStrategy<()> for WorkWaitWork {
     async fn can_handle(&self, _: &SwarmError) -> bool {
         true
     }
+    async fn cost_estimate(&self) -> f64 {
+        0.1
+    }
+    async fn requires_external_resources(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait]
+impl RecoveryStrategy<()> for WorkWaitWork {
     async fn recover(&self, ctx: &RecoveryContext<()>, _: &SwarmError) -> RecoveryResult {
         let n = ctx.failed_task_id.map_or(0, |t| t.as_uuid().as_u128());
         {
@@ -137,12 +151,6 @@ impl RecoveryStrategy<()> for WorkWaitWork {
         let _working = Working::start(&self.busy);
         tokio::time::sleep(Duration::from_millis((n % 2) as u64)).await;
         RecoveryResult::success(RecoveryAction::None, "ok")
-    }
-    async fn cost_estimate(&self) -> f64 {
-        0.1
-    }
-    async fn requires_external_resources(&self) -> bool {
-        false
     }
 }
 
