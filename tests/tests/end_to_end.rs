@@ -373,3 +373,42 @@ async fn a_non_recoverable_error_fails_the_task_and_asks_for_manual_intervention
     );
     assert_no_task_lost(&c);
 }
+
+/// `max_retries = 5` is five re-runs of a task that always fails, through
+/// `execute_task_with_recovery` with every default strategy: the backoff strategy's retries and
+/// the coordinator's own re-run after a self-healing restart count against the same five. (It
+/// ran 11 times: 1 + 5 retries, a healing restart, 1 re-run with no delay, then 4 more retries,
+/// because the manager counted recoveries and the strategy read them as retries.)
+#[tokio::test(start_paused = true)]
+async fn a_task_that_always_fails_runs_at_most_one_plus_max_retries_times() {
+    let down = || Step::Fail(SwarmError::CommunicationError("connection refused".into()));
+    let exec = Scripted::new(std::iter::repeat_n(down(), 100));
+    let c = SwarmCoordinator::new(SwarmConfig::default(), exec.clone()).unwrap();
+    c.register_agent(AgentSpec::new("a", no_caps())).unwrap();
+    let task = c.submit_task(TaskSpec::new("sync")).unwrap();
+    let max_retries = c
+        .recovery_manager()
+        .backoff_strategy()
+        .unwrap()
+        .config()
+        .max_retries;
+    assert_eq!(max_retries, 5);
+
+    let err = c.execute_task_with_recovery(task).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TaskFailed);
+    let runs = exec.runs().len();
+    assert!(
+        runs <= 1 + max_retries as usize,
+        "{runs} runs of a task with max_retries = {max_retries}: {err}"
+    );
+    assert_eq!(runs, 6, "the first run and five retries: {err}");
+    assert!(err.to_string().contains("5 of 5 re-runs"), "{err}");
+    // Every re-run waited its backoff delay: none came straight after another.
+    let at: Vec<Instant> = exec.runs().iter().map(|r| r.at).collect();
+    assert!(
+        at.windows(2)
+            .all(|w| w[1] - w[0] >= Duration::from_millis(90)),
+        "{at:?}"
+    );
+    assert_no_task_lost(&c);
+}

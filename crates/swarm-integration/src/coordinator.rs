@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use recovery_core::{AgentId, RecoveryResult, SwarmError, SwarmResult, TaskId};
 use recovery_degradation::ResourceMonitor;
-use recovery_manager::RecoveryManager;
+use recovery_manager::{RecoveryManager, RecoveryRequest};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -808,13 +808,22 @@ impl SwarmCoordinator {
     }
 
     /// Run a task, recovering through the manager until it completes, the error is not
-    /// recoverable, or the strategies give up; then the task is failed with a reason that says
-    /// what was tried.
+    /// recoverable, the strategies give up, or the task has had its re-runs; then the task is
+    /// failed with a reason that says what was tried.
+    ///
+    /// A re-run is a retry, whoever makes it: the backoff strategy (through `Retry`), or this
+    /// loop after a recovery that fixed the task's surroundings (a restart, a restore). They are
+    /// counted together against one limit, the registered backoff strategy's `max_retries`
+    /// (without one, `max_attempts_per_task - 1`), so with `max_retries = 5` a task that always
+    /// fails runs at most six times.
     ///
     /// # Errors
     ///
     /// `TaskFailed` with the reason once the task has failed for good; `TaskNotFound`.
     pub async fn execute_task_with_recovery(&self, task_id: TaskId) -> SwarmResult<Vec<u8>> {
+        let limit = self.retry_limit();
+        // Re-runs are counted from the task's runs: whoever started them, each is one.
+        let runs_before = self.runs_of(task_id)?;
         let mut tried: Vec<String> = Vec::new();
         loop {
             let error = match self.execute_task(task_id).await {
@@ -825,32 +834,68 @@ impl SwarmCoordinator {
                 Err(e) => e,
             };
             let agent = self.last_agent_of(task_id);
+            let retries = self.retries_since(task_id, runs_before);
+            let request = RecoveryRequest::new(self.arc(), error.clone())
+                .with_task(task_id)
+                .with_agent(agent)
+                .with_retry_count(retries);
+            let result = self.recovery_manager.recover_with(request).await?;
             if !error.is_recoverable() {
-                // The manager records it and says manual intervention is required.
-                let result = self
-                    .recover_from_error(error.clone(), Some(task_id), agent)
-                    .await?;
+                // The manager recorded it and says manual intervention is required.
                 let reason = format!("not recoverable: {error} ({})", result.action_taken);
                 self.fail_task(task_id, reason.clone());
                 return Err(self.failure_of(task_id, reason));
             }
-            let result = self
-                .recover_from_error(error.clone(), Some(task_id), agent)
-                .await?;
+            let retries = self.retries_since(task_id, runs_before);
             tried.push(format!("{} -> {}", error.kind(), result.action));
             if let Some(settled) = self.task(task_id).as_ref().and_then(Self::settled) {
                 return settled;
             }
-            if !result.success {
+            let gave_up = if !result.success {
+                Some("recovery gave up")
+            } else if retries >= limit {
+                Some("no re-run left")
+            } else {
+                None
+            };
+            if let Some(why) = gave_up {
                 let reason = format!(
-                    "recovery gave up after {} round(s) ({}); last error: {error}",
+                    "{why} after {} round(s) and {retries} of {limit} re-runs ({}); last error: {error}",
                     tried.len(),
                     tried.join("; ")
                 );
                 self.fail_task(task_id, reason.clone());
                 return Err(self.failure_of(task_id, reason));
             }
+            // The recovery fixed what was around the task; running it again is a retry.
         }
+    }
+
+    /// The runs `task` has had.
+    fn runs_of(&self, task: TaskId) -> SwarmResult<u32> {
+        self.lock()
+            .tasks
+            .get(&task)
+            .map(|t| t.attempts)
+            .ok_or(SwarmError::TaskNotFound(task))
+    }
+
+    /// The re-runs of `task` since it had `runs_before` runs (its first run after that is not
+    /// a re-run).
+    fn retries_since(&self, task: TaskId, runs_before: u32) -> u32 {
+        self.runs_of(task)
+            .unwrap_or(runs_before)
+            .saturating_sub(runs_before)
+            .saturating_sub(1)
+    }
+
+    /// How many re-runs a failure of a task gets: the backoff strategy's `max_retries`, or
+    /// without one `max_attempts_per_task - 1`.
+    fn retry_limit(&self) -> u32 {
+        self.recovery_manager.backoff_strategy().map_or_else(
+            || self.lock().config.max_attempts_per_task.saturating_sub(1),
+            |b| b.config().max_retries,
+        )
     }
 
     fn failure_of(&self, task: TaskId, fallback: String) -> SwarmError {
