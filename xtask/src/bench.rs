@@ -7,13 +7,23 @@ use std::path::Path;
 
 use crate::cmd::{self, Error};
 
-/// One declared ratio: `label<TAB>numerator id<TAB>denominator id<TAB>goal`.
+/// One declared line: `label<TAB>numerator id<TAB>denominator id<TAB>goal`.
+///
+/// A goal that is a number is the most the ratio numerator / denominator may be. A goal that
+/// ends in `ns` is absolute: the numerator's median less the denominator's (`-` for none) may
+/// be at most that many nanoseconds (the manager's dispatch cost, its strategy's work excluded).
 #[derive(Debug, PartialEq)]
 struct Ratio {
     label: String,
     numerator: String,
     denominator: String,
-    goal: Option<f64>,
+    goal: Option<Goal>,
+}
+
+#[derive(Debug, PartialEq, Clone, Copy)]
+enum Goal {
+    Ratio(f64),
+    Nanos(f64),
 }
 
 pub(crate) fn run(args: &[String]) -> cmd::Result {
@@ -64,14 +74,18 @@ fn parse_ratios(text: &str, source: &str) -> cmd::Result<Vec<Ratio>> {
                 fields.len()
             )));
         };
+        let bad = |g: &str| {
+            Error::Failed(format!(
+                "{source}:{}: goal `{g}` is not a number, a number of ns, or `-`",
+                n + 1
+            ))
+        };
         let goal = match goal.trim() {
             "-" => None,
-            g => Some(g.parse::<f64>().map_err(|_| {
-                Error::Failed(format!(
-                    "{source}:{}: goal `{g}` is not a number or `-`",
-                    n + 1
-                ))
-            })?),
+            g => match g.strip_suffix("ns") {
+                Some(ns) => Some(Goal::Nanos(ns.trim().parse::<f64>().map_err(|_| bad(g))?)),
+                None => Some(Goal::Ratio(g.parse::<f64>().map_err(|_| bad(g))?)),
+            },
         };
         ratios.push(Ratio {
             label: label.trim().to_owned(),
@@ -112,33 +126,56 @@ fn summary(ratios_dir: &Path, target: &Path) -> cmd::Result<String> {
         .collect();
     files.sort();
     let mut out = String::from(
-        "| ratio | numerator (median) | denominator (median) | ratio | goal | |\n|---|---|---|---|---|---|\n",
+        "| measure | numerator (median) | denominator (median) | ratio or cost | goal | |\n|---|---|---|---|---|---|\n",
     );
     for file in files {
         let text = fs::read_to_string(&file)
             .map_err(|e| Error::Failed(format!("reading {}: {e}", file.display())))?;
         for r in parse_ratios(&text, &file.display().to_string())? {
-            let (num, den) = (
-                median_ns(&criterion_dir, &r.numerator),
-                median_ns(&criterion_dir, &r.denominator),
-            );
-            let goal = r.goal.map_or("-".to_owned(), |g| format!("≤ {g}"));
-            match (num, den) {
-                (Some(n), Some(d)) if d > 0.0 => {
+            let num = median_ns(&criterion_dir, &r.numerator);
+            let den = if r.denominator == "-" {
+                Some(0.0)
+            } else {
+                median_ns(&criterion_dir, &r.denominator)
+            };
+            let shown_den = |d: f64| {
+                if r.denominator == "-" {
+                    "-".to_owned()
+                } else {
+                    human(d)
+                }
+            };
+            match (num, den, r.goal) {
+                (Some(n), Some(d), Some(Goal::Nanos(goal))) => {
+                    let cost = n - d;
+                    let verdict = if cost <= goal { "met" } else { "MISSED" };
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} | ≤ {} | {} |",
+                        r.label,
+                        human(n),
+                        shown_den(d),
+                        human(cost),
+                        human(goal),
+                        verdict
+                    );
+                }
+                (Some(n), Some(d), goal) if d > 0.0 => {
                     let ratio = n / d;
-                    let verdict = match r.goal {
-                        Some(g) if ratio <= g => "met",
-                        Some(_) => "MISSED",
-                        None => "",
+                    let (shown, verdict) = match goal {
+                        Some(Goal::Ratio(g)) => {
+                            (format!("≤ {g}"), if ratio <= g { "met" } else { "MISSED" })
+                        }
+                        _ => ("-".to_owned(), ""),
                     };
                     let _ = writeln!(
                         out,
                         "| {} | {} | {} | {:.3} | {} | {} |",
                         r.label,
                         human(n),
-                        human(d),
+                        shown_den(d),
                         ratio,
-                        goal,
+                        shown,
                         verdict
                     );
                 }
@@ -146,7 +183,14 @@ fn summary(ratios_dir: &Path, target: &Path) -> cmd::Result<String> {
                     let _ = writeln!(
                         out,
                         "| {} | {} | {} | not run | {} | |",
-                        r.label, r.numerator, r.denominator, goal
+                        r.label,
+                        r.numerator,
+                        r.denominator,
+                        match r.goal {
+                            Some(Goal::Ratio(g)) => format!("≤ {g}"),
+                            Some(Goal::Nanos(g)) => format!("≤ {}", human(g)),
+                            None => "-".to_owned(),
+                        }
                     );
                 }
             }
@@ -164,10 +208,12 @@ mod tests {
         let ok = "# comment\nsuccess vs direct\tg/a\tg/b\t2.0\nscaling\tg/x/1\tg/x/2\t-\n";
         let r = parse_ratios(ok, "t").unwrap();
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0].goal, Some(2.0));
+        assert_eq!(r[0].goal, Some(Goal::Ratio(2.0)));
         assert_eq!(r[1].goal, None);
         assert!(parse_ratios("a\tb\tc\n", "t").is_err());
         assert!(parse_ratios("a\tb\tc\tfast\n", "t").is_err());
+        let abs = parse_ratios("cost\tg/a\t-\t1000ns\n", "t").unwrap();
+        assert_eq!(abs[0].goal, Some(Goal::Nanos(1000.0)));
     }
 
     #[test]
@@ -177,7 +223,7 @@ mod tests {
         fs::create_dir_all(&ratios).unwrap();
         fs::write(
             ratios.join("a.tsv"),
-            "fast\tg/x\tg/y\t2\nslow\tg/y\tg/x\t1\nnone\tg/z\tg/x\t-\n",
+            "fast\tg/x\tg/y\t2\nslow\tg/y\tg/x\t1\nnone\tg/z\tg/x\t-\ncost\tg/x\tg/y\t4ns\nabs\tg/x\t-\t20ns\n",
         )
         .unwrap();
         for (id, median) in [("g/x", 10.0), ("g/y", 5.0)] {
@@ -200,5 +246,13 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("| none | g/z | g/x | not run |"), "{table}");
+        assert!(
+            table.contains("| cost | 10.0 ns | 5.0 ns | 5.0 ns | ≤ 4.0 ns | MISSED |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| abs | 10.0 ns | - | 10.0 ns | ≤ 20.0 ns | met |"),
+            "{table}"
+        );
     }
 }

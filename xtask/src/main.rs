@@ -13,7 +13,8 @@ usage: cargo xtask <task> [args]
 
 tasks:
   test                   fmt check, clippy -D warnings, tidy checks, every test and doctest of the
-                         workspace, the manager's feature combinations, a short crash test
+                         workspace, the manager's feature combinations (tests for each alone, a
+                         build of all 16), the umbrella's features, a short crash test
   proptest [--cases N]   only the property tests (names prop_*), N cases each (default 1000), release mode
   bench [--quick] [F]    criterion benches (optionally only those matching F), then the table of ratios
   crash-test [--iterations N]
@@ -85,10 +86,60 @@ fn test() -> cmd::Result {
             cmd::cargo_env(&args, &[("PROPTEST_CASES", "16")])?;
         }
     }
+    // Every combination a user can pick builds: the manager's four strategies in all 16
+    // combinations (with `sysinfo` beside `degradation`), and the umbrella's features alone.
+    for features in strategy_powerset() {
+        cmd::cargo(&[
+            "check",
+            "--quiet",
+            "-p",
+            "recovery-manager",
+            "--no-default-features",
+            "--features",
+            &features,
+        ])?;
+    }
+    for feature in [
+        "",
+        "backoff",
+        "checkpoint",
+        "degradation",
+        "healing",
+        "sysinfo",
+        "coordinator",
+        "testkit",
+    ] {
+        cmd::cargo(&[
+            "check",
+            "--quiet",
+            "-p",
+            "swarm-recovery",
+            "--no-default-features",
+            "--features",
+            feature,
+        ])?;
+    }
     if has_crash_test() {
         crash_test(&["--iterations".into(), "20".into()])?;
     }
     Ok(())
+}
+
+/// Every subset of the four strategy features, `sysinfo` with each that has `degradation`.
+fn strategy_powerset() -> Vec<String> {
+    let all = ["backoff", "checkpoint", "degradation", "healing"];
+    (0..1u32 << all.len())
+        .map(|mask| {
+            let mut chosen: Vec<&str> = (0..all.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| all[i])
+                .collect();
+            if chosen.contains(&"degradation") {
+                chosen.push("sysinfo");
+            }
+            chosen.join(",")
+        })
+        .collect()
 }
 
 /// Each strategy alone, and none (all is the workspace run above).

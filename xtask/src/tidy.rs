@@ -4,6 +4,7 @@
 //!   a library crate of ours pulls in (normal dependencies, transitively) declares a newer one.
 //! - Every member crate takes the workspace lints.
 //! - No `todo!`, `unimplemented!`, `#[ignore]` or `#[should_panic]` in the crates.
+//! - The README's dependency list names every third-party dependency of the workspace.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -13,8 +14,11 @@ use crate::cmd::{self, Error};
 
 pub(crate) fn run() -> cmd::Result {
     let mut problems = Vec::new();
-    msrv(&mut problems)?;
-    lints_and_markers(&cmd::workspace_root(), &mut problems);
+    let meta = metadata()?;
+    msrv(&meta, &mut problems)?;
+    lints(&meta, &mut problems);
+    markers(&cmd::workspace_root(), &mut problems);
+    readme_names_every_dependency(&cmd::workspace_root(), &mut problems);
     if problems.is_empty() {
         eprintln!("xtask: tidy: ok");
         Ok(())
@@ -35,11 +39,30 @@ fn version_key(v: &str) -> Option<(u64, u64, u64)> {
     Some((major, minor, patch))
 }
 
-fn msrv(problems: &mut Vec<String>) -> cmd::Result {
+fn metadata() -> cmd::Result<serde_json::Value> {
     let text = cmd::cargo_output(&["metadata", "--format-version", "1", "--locked"])
         .or_else(|_| cmd::cargo_output(&["metadata", "--format-version", "1"]))?;
-    let meta: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::Failed(format!("cargo metadata: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| Error::Failed(format!("cargo metadata: {e}")))
+}
+
+/// The manifests of the workspace's members.
+fn member_manifests(meta: &serde_json::Value) -> Vec<std::path::PathBuf> {
+    let members: BTreeSet<&str> = meta["workspace_members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.as_str())
+        .collect();
+    meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["id"].as_str().is_some_and(|id| members.contains(id)))
+        .filter_map(|p| p["manifest_path"].as_str().map(std::path::PathBuf::from))
+        .collect()
+}
+
+fn msrv(meta: &serde_json::Value, problems: &mut Vec<String>) -> cmd::Result {
     let packages: HashMap<&str, &serde_json::Value> = meta["packages"]
         .as_array()
         .into_iter()
@@ -112,20 +135,8 @@ fn msrv(problems: &mut Vec<String>) -> cmd::Result {
     Ok(())
 }
 
-fn lints_and_markers(root: &Path, problems: &mut Vec<String>) {
-    let mut manifests = vec![
-        root.join("xtask/Cargo.toml"),
-        root.join("tests/Cargo.toml"),
-        root.join("benches/Cargo.toml"),
-    ];
-    if let Ok(entries) = fs::read_dir(root.join("crates")) {
-        manifests.extend(
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.path().join("Cargo.toml")),
-        );
-    }
-    for manifest in manifests {
+fn lints(meta: &serde_json::Value, problems: &mut Vec<String>) {
+    for manifest in member_manifests(meta) {
         match fs::read_to_string(&manifest) {
             Ok(text) if !text.contains("[lints]\nworkspace = true") => {
                 problems.push(format!(
@@ -136,6 +147,51 @@ fn lints_and_markers(root: &Path, problems: &mut Vec<String>) {
             _ => {}
         }
     }
+}
+
+/// The keys of `[workspace.dependencies]` that are not crates of this workspace.
+fn third_party_dependencies(manifest: &str) -> Vec<String> {
+    let mut in_section = false;
+    let mut names = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_section = line == "[workspace.dependencies]";
+            continue;
+        }
+        if !in_section || line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some((name, value)) = line.split_once('=') {
+            if !value.contains("path =") {
+                names.push(name.trim().to_owned());
+            }
+        }
+    }
+    names
+}
+
+fn readme_names_every_dependency(root: &Path, problems: &mut Vec<String>) {
+    let (Ok(manifest), Ok(readme)) = (
+        fs::read_to_string(root.join("Cargo.toml")),
+        fs::read_to_string(root.join("README.md")),
+    ) else {
+        problems.push("cannot read Cargo.toml or README.md".into());
+        return;
+    };
+    let list = readme
+        .split_once("## Dependencies")
+        .map_or("", |(_, rest)| rest);
+    for name in third_party_dependencies(&manifest) {
+        if !list.contains(&format!("`{name}`")) {
+            problems.push(format!(
+                "README.md's dependency list does not name `{name}` (say why it is there)"
+            ));
+        }
+    }
+}
+
+fn markers(root: &Path, problems: &mut Vec<String>) {
     let forbidden = ["todo!(", "unimplemented!(", "#[ignore", "#[should_panic"];
     let mut files = Vec::new();
     for dir in ["crates", "tests", "benches"] {
@@ -179,7 +235,13 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 #[cfg(test)]
 mod tests {
-    use super::version_key;
+    use super::{third_party_dependencies, version_key};
+
+    #[test]
+    fn third_party_dependencies_skip_workspace_crates() {
+        let manifest = "[workspace.dependencies]\nours = { path = \"crates/ours\", version = \"0.1\" }\ntokio = \"1\"\n# note\nserde = { version = \"1\" }\n[workspace.lints.rust]\nx = 1\n";
+        assert_eq!(third_party_dependencies(manifest), ["tokio", "serde"]);
+    }
 
     #[test]
     fn versions_compare_numerically() {

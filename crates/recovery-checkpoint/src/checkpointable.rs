@@ -24,11 +24,9 @@ use serde::de::DeserializeOwned;
 /// first only when `T: Eq`, so for a state that is only `PartialEq` (it holds an `f64`),
 /// override [`is_restored`](Checkpointable::is_restored) with
 /// `Arc::ptr_eq(checkpoint, current) || checkpoint == current`. Otherwise the strategy compares
-/// the whole state after every restore (about 10 ms for 100,000 tasks on the machine the
-/// crate's bench runs on).
+/// the whole state after every restore, which for a large state takes milliseconds.
 ///
-/// Freeing a large previous state takes milliseconds too (about 15 ms for 100,000 tasks): in
-/// `restore`, hand it to `tokio::task::spawn_blocking(move || drop(previous))` and await that,
+/// Freeing a large previous state takes milliseconds too: in `restore`, hand it to `tokio::task::spawn_blocking(move || drop(previous))` and await that,
 /// rather than stall the runtime thread. (With glibc it is also faster there: the strategy
 /// decodes on the blocking pool, so the memory is that pool's to free.)
 ///

@@ -26,9 +26,8 @@
 //! knows the bytes are there): a length that runs past the end of the payload fails before
 //! anything is allocated for it, and a good one costs one allocation of exactly its size. The
 //! guard checks against the payload's length, a constant, rather than the bytes left, which
-//! would need a reader of its own that counts every byte: that counting cost about 3 ms of a
-//! 47 ms decode of a 10.5 MB payload on the bench machine. So a guarded decode costs little
-//! more than a raw one.
+//! would need a reader of its own that counts every byte. So a guarded decode costs little
+//! more than a raw one (`benches/README.md` has the figures).
 //!
 //! The one consequence for state types: a collection of zero-sized elements (`Vec<()>`) longer
 //! than the payload is refused. Checkpoint states have no such fields.

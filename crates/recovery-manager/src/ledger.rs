@@ -58,6 +58,10 @@ impl RetryLedger {
             self.entries.remove(&task);
             return;
         }
+        if retries == 0 && !self.entries.contains_key(&task) {
+            // Nothing to count: a task whose recoveries make no retries takes no memory.
+            return;
+        }
         let window = self.window;
         let entry = self.entries.entry(task).or_insert(Entry {
             retries: 0,
@@ -102,6 +106,8 @@ mod tests {
         let (t, u) = (TaskId::from_u128(1), TaskId::from_u128(2));
         let now = Instant::now();
         assert_eq!(l.retries_made(t, now), 0);
+        l.record(u, 0, false, now);
+        assert_eq!(l.len(), 0, "no retries, no entry");
         l.record(t, 3, false, now);
         l.record(t, 0, false, now);
         assert_eq!(l.retries_made(t, now), 3);

@@ -97,6 +97,35 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
     /// [`stop_monitoring`](Self::stop_monitoring) is called; the returned handle may be dropped,
     /// or kept for an explicit [`MonitoringHandle::shutdown`]. Calling this again restarts
     /// monitoring. Must be called inside a tokio runtime.
+    ///
+    /// ```
+    /// # #[cfg(feature = "checkpoint")]
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use recovery_checkpoint::CheckpointRecoveryStrategy;
+    /// use recovery_manager::RecoveryManager;
+    /// use recovery_testkit::FakeState;
+    ///
+    /// let recovery_manager = RecoveryManager::<FakeState<u32>>::builder()
+    ///     .checkpoint(CheckpointRecoveryStrategy::default())
+    ///     .build()
+    ///     .unwrap();
+    /// let coordinator = Arc::new(FakeState::new(7));
+    /// recovery_manager.attach(&coordinator);
+    ///
+    /// // Start background monitoring
+    /// recovery_manager.start_monitoring().await;
+    ///
+    /// // A checkpoint every `checkpoint_interval` (300 s by default), the handle long dropped.
+    /// tokio::time::sleep(Duration::from_secs(3 * 300 + 1)).await;
+    /// let store = recovery_manager.checkpoint_strategy().unwrap().store();
+    /// assert_eq!(store.list().await.unwrap().len(), 3);
+    /// # }
+    /// # #[cfg(not(feature = "checkpoint"))]
+    /// # fn main() {}
+    /// ```
     pub async fn start_monitoring(&self) -> MonitoringHandle {
         let cancel = CancellationToken::new();
         if let Some(old) = lock(&self.monitor.running).replace(cancel.clone()) {
