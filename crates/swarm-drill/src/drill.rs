@@ -83,7 +83,7 @@ pub fn drill_settings() -> RecoverySettings {
 fn history_needed(tasks: u64) -> usize {
     usize::try_from(tasks.saturating_mul(16))
         .unwrap_or(usize::MAX)
-        .clamp(1_000, 10_000_000)
+        .clamp(1_000, recovery_manager::MAX_HISTORY_RETENTION)
 }
 
 /// A drill that could not start.
