@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use recovery_core::{AgentId, SwarmError, TaskId};
-use swarm_integration::{AgentExecutor, AgentInfo, SwarmCoordinator, TaskInfo, TaskState};
+use swarm_integration::{AgentExecutor, AgentInfo, Probe, SwarmCoordinator, TaskInfo, TaskState};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -19,6 +19,8 @@ pub enum Step {
     Fail(SwarmError),
     /// Hang until `release` is notified (an agent that stopped answering), then answer.
     Block,
+    /// Work this long, then succeed.
+    Sleep(std::time::Duration),
 }
 
 /// One run, as the executor saw it.
@@ -37,6 +39,10 @@ pub struct Run {
 #[derive(Debug)]
 pub struct Scripted {
     steps: Mutex<Vec<Step>>,
+    /// Agents that do not answer a probe until they are reconnected.
+    down: Mutex<std::collections::BTreeSet<AgentId>>,
+    /// Reconnections made, in order.
+    pub reconnected: Mutex<Vec<AgentId>>,
     runs: Mutex<Vec<Run>>,
     /// Answers given by blocked runs after they were released.
     pub late_answers: AtomicU32,
@@ -51,10 +57,22 @@ impl Scripted {
         steps.reverse();
         std::sync::Arc::new(Self {
             steps: Mutex::new(steps),
+            down: Mutex::new(Default::default()),
+            reconnected: Mutex::new(Vec::new()),
             runs: Mutex::new(Vec::new()),
             late_answers: AtomicU32::new(0),
             release: Notify::new(),
         })
+    }
+
+    /// Make `agent` not answer probes (until it is reconnected), or answer again.
+    pub fn set_down(&self, agent: AgentId, down: bool) {
+        let mut set = self.down.lock().unwrap();
+        if down {
+            set.insert(agent);
+        } else {
+            set.remove(&agent);
+        }
     }
 
     /// Every run so far, in order.
@@ -88,7 +106,28 @@ impl AgentExecutor for Scripted {
                 self.late_answers.fetch_add(1, Ordering::SeqCst);
                 Ok(answer(task))
             }
+            Step::Sleep(d) => {
+                tokio::time::sleep(d).await;
+                Ok(answer(task))
+            }
         }
+    }
+
+    async fn probe(&self, agent: &AgentInfo) -> Probe {
+        if self.down.lock().unwrap().contains(&agent.id) {
+            Probe::Dead(SwarmError::CommunicationError(format!(
+                "{} does not answer",
+                agent.name
+            )))
+        } else {
+            Probe::Alive
+        }
+    }
+
+    async fn reconnect(&self, agent: &AgentInfo) -> Result<(), SwarmError> {
+        self.down.lock().unwrap().remove(&agent.id);
+        self.reconnected.lock().unwrap().push(agent.id);
+        Ok(())
     }
 }
 

@@ -352,7 +352,8 @@ async fn recovery_statistics() {
         .unwrap();
     let recovery_manager = coordinator.recovery_manager();
 
-    // One recovery that succeeds (backoff re-checks heartbeats), one that cannot.
+    // One recovery that succeeds (backoff's retry probes an agent, which answers), one that
+    // cannot.
     let ok = coordinator
         .recover_from_error(SwarmError::CommunicationError("blip".into()), None, None)
         .await
@@ -531,7 +532,7 @@ async fn test_exponential_backoff_strategy() {
 }
 
 /// "Integration Testing": `test_recovery_manager_integration`. With no task named, backoff's
-/// retry re-checks the heartbeats and succeeds when a healthy agent is registered.
+/// retry probes agents through the executor and succeeds when one answers.
 #[tokio::test(start_paused = true)]
 async fn test_recovery_manager_integration() {
     let manager = RecoveryManager::new();
@@ -559,11 +560,13 @@ async fn test_recovery_manager_integration() {
 #[tokio::test(start_paused = true)]
 async fn recovery_manager_integration_without_a_healthy_agent() {
     let manager = RecoveryManager::new();
-    let coordinator = SwarmCoordinator::new(config(), Scripted::new([])).unwrap();
+    let exec = Scripted::new([]);
+    let coordinator = SwarmCoordinator::new(config(), exec.clone()).unwrap();
     let agent = coordinator
         .register_agent(AgentSpec::new("a", no_caps()))
         .unwrap();
     coordinator.declare_agent_failed(agent).unwrap();
+    exec.set_down(agent, true);
 
     let error = SwarmError::CommunicationError("test".to_string());
     let result = manager
@@ -578,4 +581,9 @@ async fn recovery_manager_integration_without_a_healthy_agent() {
     assert!(result.success, "{result:?}");
     assert!(matches!(result.action, RecoveryAction::Healed { .. }));
     assert_eq!(coordinator.agent(agent).unwrap().status, AgentStatus::Idle);
+    assert_eq!(
+        *exec.reconnected.lock().unwrap(),
+        [agent],
+        "reconnected through the executor"
+    );
 }

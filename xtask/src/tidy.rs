@@ -5,6 +5,9 @@
 //! - Every member crate takes the workspace lints.
 //! - No `todo!`, `unimplemented!`, `#[ignore]` or `#[should_panic]` in the crates.
 //! - The README's dependency list names every third-party dependency of the workspace.
+//! - No source file of a crate is over 600 lines (split it by role).
+//! - The coordinator's state module is synchronous: no `async`, no `.await`, no lock, no clock
+//!   read (its tests aside).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -19,6 +22,8 @@ pub(crate) fn run() -> cmd::Result {
     lints(&meta, &mut problems);
     markers(&cmd::workspace_root(), &mut problems);
     readme_names_every_dependency(&cmd::workspace_root(), &mut problems);
+    files_stay_small(&cmd::workspace_root(), &mut problems);
+    state_module_is_synchronous(&cmd::workspace_root(), &mut problems);
     if problems.is_empty() {
         eprintln!("xtask: tidy: ok");
         Ok(())
@@ -187,6 +192,68 @@ fn readme_names_every_dependency(root: &Path, problems: &mut Vec<String>) {
             problems.push(format!(
                 "README.md's dependency list does not name `{name}` (say why it is there)"
             ));
+        }
+    }
+}
+
+/// The most lines a source file of a crate may have.
+const MAX_LINES: usize = 600;
+
+fn files_stay_small(root: &Path, problems: &mut Vec<String>) {
+    let mut files = Vec::new();
+    rust_files(&root.join("crates"), &mut files);
+    for file in files {
+        if !file.components().any(|c| c.as_os_str() == "src") {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(&file) else {
+            continue;
+        };
+        let lines = text.lines().count();
+        if lines > MAX_LINES {
+            problems.push(format!(
+                "{} has {lines} lines, more than {MAX_LINES}: split it by role",
+                file.display()
+            ));
+        }
+    }
+}
+
+/// What the coordinator's state module must not contain.
+const NOT_IN_STATE: [&str; 7] = [
+    "async fn",
+    ".await",
+    "Mutex",
+    "RwLock",
+    "Instant::now()",
+    "SystemTime::now()",
+    "thread::sleep",
+];
+
+fn state_module_is_synchronous(root: &Path, problems: &mut Vec<String>) {
+    let dir = root.join("crates/swarm-integration/src/state");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    for file in files {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with("tests.rs") {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(&file) else {
+            continue;
+        };
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            if let Some(word) = NOT_IN_STATE.iter().find(|w| code.contains(*w)) {
+                problems.push(format!(
+                    "{}:{}: `{word}` in the coordinator's state module, which must stay synchronous (time comes in as an argument)",
+                    file.display(),
+                    n + 1
+                ));
+            }
         }
     }
 }

@@ -49,6 +49,19 @@ pub enum HealingError {
         /// The rule.
         rule_id: String,
     },
+    /// A `RestartComponent` rule names a component the target does not have (see
+    /// `SelfHealingStrategy::restrict_components`).
+    #[error(
+        "rule `{rule_id}`: RestartComponent names `{component}`, which the target does not have; its components are: {known}"
+    )]
+    UnknownComponent {
+        /// The rule.
+        rule_id: String,
+        /// The name.
+        component: String,
+        /// The target's components, comma-separated.
+        known: String,
+    },
 }
 
 /// Why a component was not restarted.
@@ -86,6 +99,15 @@ pub enum RestartError {
     NotRunning {
         /// The component.
         component: String,
+    },
+    /// Nothing about it needed a restart (no connection was down, no work was stuck); nothing
+    /// was done. The strategy reports this as no change, not as a success.
+    #[error("component `{component}` needs no restart: {reason}")]
+    NotNeeded {
+        /// The component.
+        component: String,
+        /// What was found.
+        reason: String,
     },
 }
 

@@ -84,6 +84,8 @@ struct RuleEntry {
 /// an alert through a sink that says it is external.
 pub struct SelfHealingStrategy {
     rules: Mutex<Vec<RuleEntry>>,
+    /// The components a `RestartComponent` rule may name, once a target said which it has.
+    components: Mutex<Option<Vec<String>>>,
     alert_sink: Arc<dyn AlertSink>,
     #[cfg(unix)]
     scripts: Option<Arc<ScriptRunner>>,
@@ -129,6 +131,7 @@ impl SelfHealingStrategy {
     pub fn empty() -> Self {
         Self {
             rules: Mutex::new(Vec::new()),
+            components: Mutex::new(None),
             alert_sink: Arc::new(TracingAlertSink),
             #[cfg(unix)]
             scripts: None,
@@ -173,6 +176,21 @@ impl SelfHealingStrategy {
 
     fn check(&self, rule: &HealingRule) -> Result<ErrorPattern, HealingError> {
         let pattern = check_rule_shape(rule)?;
+        if let HealingAction::RestartComponent(name) = &rule.healing_action {
+            let known = self
+                .components
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(known) = known.as_ref() {
+                if !known.iter().any(|k| k == name) {
+                    return Err(HealingError::UnknownComponent {
+                        rule_id: rule.rule_id.clone(),
+                        component: name.clone(),
+                        known: known.join(", "),
+                    });
+                }
+            }
+        }
         if let HealingAction::ExecuteScript(script) = &rule.healing_action {
             #[cfg(unix)]
             let allowed = self.scripts.as_ref().is_some_and(|r| r.is_allowed(script));
@@ -196,6 +214,40 @@ impl SelfHealingStrategy {
             );
         }
         Ok(pattern)
+    }
+
+    /// Say which components the target has: from now on a `RestartComponent` rule that names
+    /// another is refused when it is added, and the rules already present are checked now.
+    ///
+    /// A coordinator calls this with its components when it is given a manager, so that the
+    /// spec's `RestartComponent("network_manager")` on a target without one is a clear error at
+    /// registration rather than a failure at run time.
+    ///
+    /// # Errors
+    ///
+    /// [`HealingError::UnknownComponent`] for the first rule already present that names another
+    /// component; the restriction is not applied then.
+    pub fn restrict_components<S: Into<String>>(
+        &self,
+        components: impl IntoIterator<Item = S>,
+    ) -> Result<(), HealingError> {
+        let known: Vec<String> = components.into_iter().map(Into::into).collect();
+        for entry in self.lock_rules().iter() {
+            if let HealingAction::RestartComponent(name) = &entry.rule.healing_action {
+                if !known.iter().any(|k| k == name) {
+                    return Err(HealingError::UnknownComponent {
+                        rule_id: entry.rule.rule_id.clone(),
+                        component: name.clone(),
+                        known: known.join(", "),
+                    });
+                }
+            }
+        }
+        *self
+            .components
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(known);
+        Ok(())
     }
 
     /// Add `rule`, tried after the rules already present.
@@ -325,6 +377,7 @@ impl SelfHealingStrategy {
                     Err(e @ RestartError::IntensityExceeded { .. }) => {
                         Outcome::Escalated(e.to_string())
                     }
+                    Err(e @ RestartError::NotNeeded { .. }) => Outcome::Unchanged(e.to_string()),
                     Err(e) => Outcome::failed(e.to_string()),
                 }
             }
@@ -445,27 +498,23 @@ impl<T: Healable + ?Sized> RecoveryStrategy<T> for SelfHealingStrategy {
         let (rule_id, action) = match self.claim(error, context, started) {
             Claim::Claimed { rule_id, action } => (rule_id, action),
             Claim::Cooling { rule_id, remaining } => {
-                return RecoveryResult::failure(
-                    RecoveryAction::None,
-                    format!(
-                        "healing rule `{rule_id}` matches but is in its cooldown for another {remaining:?}"
-                    ),
-                )
+                return RecoveryResult::no_change(format!(
+                    "healing rule `{rule_id}` matches but is in its cooldown for another {remaining:?}"
+                ))
                 .with_metadata("rule_id", rule_id)
                 .with_metadata("cooldown_remaining_ms", remaining.as_millis().to_string());
             }
             Claim::Inapplicable { rule_id, reason } => {
-                return RecoveryResult::failure(
-                    RecoveryAction::None,
-                    format!("healing rule `{rule_id}` matches but cannot apply: {reason}"),
-                )
+                return RecoveryResult::no_change(format!(
+                    "healing rule `{rule_id}` matches but cannot apply: {reason}"
+                ))
                 .with_metadata("rule_id", rule_id);
             }
             Claim::NoMatch => {
-                return RecoveryResult::failure(
-                    RecoveryAction::None,
-                    format!("no healing rule matches {}", error.kind()),
-                );
+                return RecoveryResult::no_change(format!(
+                    "no healing rule matches {}",
+                    error.kind()
+                ));
             }
         };
 

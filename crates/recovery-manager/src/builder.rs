@@ -170,13 +170,16 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManagerBuilder<T> {
     where
         T: Healable,
     {
-        self.healing = Some(Arc::new(strategy));
+        let strategy = Arc::new(strategy);
+        self.parts.healing = Some(Arc::clone(&strategy));
+        self.healing = Some(strategy);
         self
     }
 
     /// Register no healing strategy.
     #[cfg(feature = "healing")]
     pub fn without_healing(mut self) -> Self {
+        self.parts.healing = None;
         self.healing = None;
         self
     }

@@ -8,7 +8,12 @@
 //! without it.
 
 use std::marker::PhantomData;
-#[cfg(any(feature = "backoff", feature = "checkpoint", feature = "degradation"))]
+#[cfg(any(
+    feature = "backoff",
+    feature = "checkpoint",
+    feature = "degradation",
+    feature = "healing"
+))]
 use std::sync::Arc;
 
 #[cfg(feature = "backoff")]
@@ -26,7 +31,12 @@ use recovery_degradation::{
 #[cfg(feature = "checkpoint")]
 use uuid::Uuid;
 
-#[cfg(any(feature = "backoff", feature = "checkpoint", feature = "degradation"))]
+#[cfg(any(
+    feature = "backoff",
+    feature = "checkpoint",
+    feature = "degradation",
+    feature = "healing"
+))]
 use crate::manager::RecoveryManager;
 
 /// Takes a checkpoint of a `T`: the checkpoint strategy, with its `T: Checkpointable` bound
@@ -70,6 +80,8 @@ pub(crate) type SharedSampler = Arc<std::sync::Mutex<Box<dyn ResourceSampler>>>;
 pub(crate) struct Parts<T: ?Sized> {
     #[cfg(feature = "backoff")]
     pub(crate) backoff: Option<Arc<ExponentialBackoffStrategy>>,
+    #[cfg(feature = "healing")]
+    pub(crate) healing: Option<Arc<recovery_healing::SelfHealingStrategy>>,
     #[cfg(feature = "checkpoint")]
     pub(crate) checkpoint: Option<Arc<CheckpointRecoveryStrategy>>,
     #[cfg(feature = "checkpoint")]
@@ -90,6 +102,8 @@ impl<T: ?Sized> Default for Parts<T> {
         Self {
             #[cfg(feature = "backoff")]
             backoff: None,
+            #[cfg(feature = "healing")]
+            healing: None,
             #[cfg(feature = "checkpoint")]
             checkpoint: None,
             #[cfg(feature = "checkpoint")]
@@ -145,7 +159,7 @@ impl<T: ?Sized + Send + Sync> JobParts<T> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .sample_into(&self.monitor);
-            tracing::trace!(cpu = ?sample.cpu, memory = ?sample.memory, "resources sampled");
+            tracing::trace!(target: "recovery_manager::monitoring", cpu = ?sample.cpu, memory = ?sample.memory, "resources sampled");
         }
     }
 
@@ -155,10 +169,15 @@ impl<T: ?Sized + Send + Sync> JobParts<T> {
         if let Some(stepper) = &self.stepper {
             match stepper.step(target).await {
                 Ok(Some(change)) => tracing::info!(
+                    target: "recovery_manager::monitoring",
                     from = %change.from, to = %change.to, "degradation level changed by monitoring"
                 ),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "degradation step failed"),
+                Err(e) => tracing::warn!(
+                    target: "recovery_manager::monitoring",
+                    error = %e,
+                    "degradation step failed"
+                ),
             }
         }
         let _ = target;
@@ -169,8 +188,16 @@ impl<T: ?Sized + Send + Sync> JobParts<T> {
         #[cfg(feature = "checkpoint")]
         if let Some(checkpointer) = &self.checkpointer {
             match checkpointer.checkpoint(target).await {
-                Ok(id) => tracing::debug!(checkpoint_id = %id, "periodic checkpoint taken"),
-                Err(e) => tracing::warn!(error = %e, "periodic checkpoint failed"),
+                Ok(id) => tracing::debug!(
+                    target: "recovery_manager::monitoring",
+                    checkpoint_id = %id,
+                    "periodic checkpoint taken"
+                ),
+                Err(e) => tracing::warn!(
+                    target: "recovery_manager::monitoring",
+                    error = %e,
+                    "periodic checkpoint failed"
+                ),
             }
         }
         let _ = target;
@@ -183,6 +210,15 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
     /// failure).
     pub fn backoff_strategy(&self) -> Option<&Arc<ExponentialBackoffStrategy>> {
         self.parts.backoff.as_ref()
+    }
+}
+
+#[cfg(feature = "healing")]
+impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
+    /// The registered self-healing strategy, if any (to add rules, or to tell it which
+    /// components the target has).
+    pub fn healing_strategy(&self) -> Option<&Arc<recovery_healing::SelfHealingStrategy>> {
+        self.parts.healing.as_ref()
     }
 }
 

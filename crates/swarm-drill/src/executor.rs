@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use recovery_core::AgentId;
 use recovery_core::SwarmError;
-use swarm_integration::{AgentExecutor, AgentInfo, SwarmCoordinator, TaskInfo};
+use swarm_integration::{AgentExecutor, AgentInfo, Probe, SwarmCoordinator, TaskInfo};
 
 use crate::faults::{Fault, FaultRates, decide};
 use crate::pressure::Pressure;
@@ -23,6 +24,8 @@ pub struct DrillExecutor {
     crash_downtime: Duration,
     /// How long a slow (timeout-fault) run takes before it answers after all.
     slow_run: Duration,
+    /// Crashed agents, and when they are back up.
+    rebooting: Mutex<BTreeMap<AgentId, tokio::time::Instant>>,
 }
 
 impl DrillExecutor {
@@ -37,6 +40,7 @@ impl DrillExecutor {
             injected: Default::default(),
             crash_downtime: Duration::from_millis(200),
             slow_run,
+            rebooting: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -109,6 +113,10 @@ impl AgentExecutor for DrillExecutor {
                 Ok(work(&task.spec.payload))
             }
             Fault::AgentCrash => {
+                self.rebooting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(agent.id, tokio::time::Instant::now() + self.crash_downtime);
                 if let Some(c) = self.coordinator() {
                     let _ = c.declare_agent_failed(agent.id);
                     // The agent reboots after a while and sends a heartbeat again.
@@ -146,6 +154,45 @@ impl AgentExecutor for DrillExecutor {
                 "agent {} answered in protocol v1; the coordinator speaks v3",
                 agent.name
             ))),
+        }
+    }
+
+    /// A crashed agent answers once it has rebooted.
+    async fn probe(&self, agent: &AgentInfo) -> Probe {
+        if self.is_down(agent.id) {
+            Probe::Dead(SwarmError::CommunicationError(format!(
+                "agent {} is rebooting",
+                agent.name
+            )))
+        } else {
+            Probe::Alive
+        }
+    }
+
+    /// A crashed agent can be reconnected once it has rebooted.
+    async fn reconnect(&self, agent: &AgentInfo) -> Result<(), SwarmError> {
+        if self.is_down(agent.id) {
+            Err(SwarmError::CommunicationError(format!(
+                "agent {} is still rebooting",
+                agent.name
+            )))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl DrillExecutor {
+    /// Whether `agent` is still down after a crash.
+    fn is_down(&self, agent: AgentId) -> bool {
+        let mut rebooting = self.rebooting.lock().unwrap_or_else(|e| e.into_inner());
+        match rebooting.get(&agent) {
+            Some(up) if tokio::time::Instant::now() < *up => true,
+            Some(_) => {
+                rebooting.remove(&agent);
+                false
+            }
+            None => false,
         }
     }
 }

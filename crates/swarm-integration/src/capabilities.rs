@@ -1,79 +1,80 @@
 //! How the coordinator lends itself to each strategy: the capability traits, implemented for
-//! real. Each impl only calls the coordinator's own public operations.
+//! real. Each impl only calls the coordinator's own operations.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use recovery_backoff::{Retry, RetryRequest};
 use recovery_checkpoint::Checkpointable;
-use recovery_core::{AgentId, ErrorKind, Priority, SwarmError, TaskId, async_trait};
+use recovery_core::{AgentId, SwarmError, TaskId, async_trait};
 use recovery_degradation::{Degradable, DegradationLevel};
 use recovery_healing::{ConfigPatch, ConfigPatchError, ConfigValue, Healable, RestartError};
 
 use crate::config::ADJUSTABLE_KEYS;
 use crate::coordinator::SwarmCoordinator;
-use crate::model::{AgentStatus, SwarmCheckpoint, SwarmEventKind, TaskState};
+use crate::executor::Probe;
+use crate::model::{AgentStatus, SwarmCheckpoint, TaskState};
+use crate::state::{Reallocate, is_restored};
 
-/// How long a refused submitter is told to wait before trying again, without a degradation
-/// strategy to say otherwise.
-pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How many healthy agents a task-less retry probes when no agent is known to be down.
+const PROBES_WITHOUT_A_SUSPECT: usize = 3;
 
-/// The components [`Healable::restart_component`] knows.
-pub const COMPONENTS: [&str; 2] = ["agent_protocol", "task_scheduler"];
-
-/// The degradation level stored as `level`, read back.
-pub(crate) fn level_of(level: u8) -> DegradationLevel {
-    DegradationLevel::from_u8(level).unwrap_or(DegradationLevel::Critical)
-}
-
-/// Whether a task of `priority` is admitted at `level`, or the `Overloaded` refusal that says
-/// why and when to try again.
-pub(crate) fn admit(
-    level: u8,
-    priority: Priority,
-    retry_after: Duration,
-) -> Result<(), SwarmError> {
-    level_of(level).admit(priority, None, retry_after)
-}
-
-/// The run limit at `level` for a configured `max_parallel_tasks`.
-pub(crate) fn scaled_limit(level: u8, max_parallel_tasks: usize) -> usize {
-    level_of(level).scaled_limit(max_parallel_tasks).max(1)
-}
-
-/// Retry re-runs the failed task (on another agent if its agent failed). Without a task, for a
-/// communication error or a timeout, it re-establishes contact: it checks heartbeats and
-/// succeeds only if a healthy agent remains; any other task-less error it returns unchanged.
+/// A retry re-runs the failed task (on another agent if its agent failed). Without a task it
+/// re-establishes contact: it probes the named agent, or every failed agent, or (with none
+/// failed) up to three healthy ones, through
+/// [`AgentExecutor::probe`](crate::AgentExecutor::probe), and succeeds only if one answered (a
+/// failed agent that answers is healthy again). With nothing to probe, or an executor that
+/// cannot probe, it says it cannot help (a non-recoverable error, which ends the retries).
 #[async_trait]
 impl Retry for SwarmCoordinator {
     async fn retry(&self, request: RetryRequest) -> Result<(), SwarmError> {
-        match request.failed_task_id {
-            Some(task) => self.execute_task(task).await.map(drop),
-            // Without a task there is no operation to re-run; for a lost connection or a timeout,
-            // re-establishing contact is the retry. Any other error is not fixed by a retry.
-            None if !matches!(
-                request.error.kind(),
-                ErrorKind::CommunicationError | ErrorKind::CoordinationTimeout
-            ) =>
-            {
-                Err(request.error)
-            }
+        if let Some(task) = request.failed_task_id {
+            return self.execute_task(task).await.map(drop);
+        }
+        let targets: Vec<_> = match request.failed_agent_id {
+            Some(agent) => vec![self.agent(agent).ok_or(SwarmError::AgentNotFound(agent))?],
             None => {
-                self.check_heartbeats();
-                let healthy = self
-                    .agents()
+                let agents = self.agents();
+                let failed: Vec<_> = agents
                     .iter()
-                    .filter(|a| matches!(a.status, AgentStatus::Idle | AgentStatus::Busy))
-                    .count();
-                if healthy == 0 {
-                    Err(SwarmError::CommunicationError(
-                        "no agent answers its heartbeat".into(),
-                    ))
+                    .filter(|a| a.status == AgentStatus::Failed)
+                    .cloned()
+                    .collect();
+                if failed.is_empty() {
+                    // Nobody is known to be down: check the channel on a few healthy agents.
+                    agents
+                        .into_iter()
+                        .filter(|a| a.status != AgentStatus::Quarantined)
+                        .take(PROBES_WITHOUT_A_SUSPECT)
+                        .collect()
                 } else {
-                    Ok(())
+                    failed
+                }
+            }
+        };
+        if targets.is_empty() {
+            return Err(SwarmError::InvalidConfiguration(format!(
+                "nothing to retry: the error ({}) names no task and no agent, and no agent is registered",
+                request.error
+            )));
+        }
+        let mut last = None;
+        for agent in &targets {
+            match self.executor.probe(agent).await {
+                Probe::Alive => {
+                    let _ = self.heartbeat(agent.id);
+                    return Ok(());
+                }
+                Probe::Dead(e) => last = Some(e),
+                Probe::Unsupported => {
+                    return Err(SwarmError::InvalidConfiguration(
+                        "a retry without a task probes agents, and this executor cannot probe: \
+                         implement AgentExecutor::probe"
+                            .into(),
+                    ));
                 }
             }
         }
+        Err(last.unwrap_or(request.error))
     }
 }
 
@@ -90,82 +91,70 @@ impl Checkpointable for SwarmCoordinator {
         SwarmCoordinator::restore(self, state)
     }
 
-    /// A restore keeps tasks submitted after the checkpoint and tasks that finished after it
-    /// (so no task is lost), and on a multi-threaded runtime work resumes on other threads the
-    /// moment the restore releases its lock, moving agents' statuses and trust scores. So: the
-    /// configuration and metadata equal the checkpoint's, the same agents (names and
-    /// capabilities) and trust entries are there, and every task of the checkpoint is there
-    /// with its spec, either in its checkpointed state, finished, or run again since.
+    /// The configuration and metadata equal the checkpoint's; each of its agents still
+    /// registered has its status and trust (unless it ran work since); each of its tasks still
+    /// unfinished has its state (unless it ran since). See the crate docs on restores.
     fn is_restored(&self, checkpoint: &SwarmCheckpoint, current: &SwarmCheckpoint) -> bool {
-        let agents_match = checkpoint.agents.len() == current.agents.len()
-            && checkpoint.agents.iter().all(|(id, a)| {
-                current
-                    .agents
-                    .get(id)
-                    .is_some_and(|c| c.name == a.name && c.capabilities == a.capabilities)
-            });
-        let trust_match = checkpoint.trust_scores.len() == current.trust_scores.len()
-            && checkpoint
-                .trust_scores
-                .keys()
-                .all(|id| current.trust_scores.contains_key(id));
-        let tasks_match = checkpoint.tasks.iter().all(|(id, t)| {
-            current.tasks.get(id).is_some_and(|c| {
-                c.spec == t.spec
-                    && (c.state == t.state
-                        || c.state.is_terminal()
-                        || (c.attempts > t.attempts
-                            && matches!(c.state, TaskState::Assigned { .. } | TaskState::Pending)))
-            })
-        });
-        checkpoint.config == current.config
-            && checkpoint.metadata == current.metadata
-            && agents_match
-            && trust_match
-            && tasks_match
+        is_restored(checkpoint, current)
     }
 }
 
-/// A level changes admission (lower priorities refused with `Overloaded`) and shrinks the run
-/// limit; it lifts when the level drops.
+/// A level changes admission (lower priorities refused with `Overloaded`), shrinks the run
+/// limit, and pauses features: speculative work waits from Reduced, the maintenance pass and
+/// per-task events stop (from Reduced and Minimal), new agents are refused at Critical. It all
+/// lifts when the level drops.
 #[async_trait]
 impl Degradable for SwarmCoordinator {
     async fn apply_level(&self, level: DegradationLevel) -> Result<(), SwarmError> {
-        self.set_level(level.as_u8());
+        self.set_level(level);
         Ok(())
     }
 
     async fn current_level(&self) -> DegradationLevel {
-        level_of(self.level())
+        self.level()
     }
 }
 
-/// Restart, configuration patches and reallocation act on the coordinator's agents,
-/// configuration and assignments.
+/// Restarts act on the coordinator's components (see [`COMPONENTS`](crate::COMPONENTS)), patches on its
+/// configuration, reallocation on its work.
 #[async_trait]
 impl Healable for SwarmCoordinator {
-    /// `agent_protocol`: every failed agent is reconnected (back to idle, with a fresh
-    /// heartbeat). `task_scheduler`: tasks held by agents that can no longer run them go back
-    /// to pending, and waiting runs are woken.
+    /// `agent_protocol` reconnects every failed agent through the executor; `task_scheduler`
+    /// moves work off unhealthy agents and wakes waiting callers. Both go through the
+    /// coordinator's supervisor (at most 1 restart in 5 s each), and are `Ok` only once the
+    /// component runs again. With nothing to restart (no agent failed, no work stuck), the
+    /// answer is [`RestartError::NotNeeded`].
     async fn restart_component(&self, name: &str) -> Result<(), RestartError> {
+        let not_needed = |reason: &str| RestartError::NotNeeded {
+            component: name.to_owned(),
+            reason: reason.to_owned(),
+        };
         match name {
             "agent_protocol" => {
-                let failed: Vec<AgentId> = self
+                if !self
                     .agents()
-                    .into_iter()
-                    .filter(|a| a.status == AgentStatus::Failed)
-                    .map(|a| a.id)
-                    .collect();
-                for agent in failed {
-                    self.release_agent(agent)
-                        .map_err(|e| RestartError::Failed {
-                            component: name.to_owned(),
-                            reason: e.to_string(),
-                        })?;
+                    .iter()
+                    .any(|a| a.status == AgentStatus::Failed)
+                {
+                    return Err(not_needed("no agent's connection is down"));
                 }
             }
             "task_scheduler" => {
-                self.reallocate(None, None);
+                let stuck = self.read(|s| {
+                    s.tasks.values().any(|t| match t.state {
+                        TaskState::Assigned { agent } | TaskState::Running { agent, .. } => {
+                            s.agents.get(&agent).is_none_or(|a| {
+                                matches!(a.status, AgentStatus::Failed | AgentStatus::Quarantined)
+                            })
+                        }
+                        _ => false,
+                    }) || s.stats().waiting > 0
+                });
+                if !stuck {
+                    return Err(not_needed(
+                        "no work is held by an unhealthy agent and nobody waits",
+                    ));
+                }
             }
             _ => {
                 return Err(RestartError::UnknownComponent {
@@ -173,9 +162,8 @@ impl Healable for SwarmCoordinator {
                 });
             }
         }
-        self.counters_restart();
-        self.record_event(SwarmEventKind::ComponentRestarted(name.to_owned()));
-        self.notify_agents();
+        self.supervisor.restart(name).await?;
+        self.transition(|s, now| s.component_restarted(name, now));
         Ok(())
     }
 
@@ -202,12 +190,20 @@ impl Healable for SwarmCoordinator {
             };
             text.insert(key.to_owned(), raw);
         }
-        SwarmCoordinator::apply_config_patch(self, &text).map_err(|e| {
-            let key = text.keys().next().cloned().unwrap_or_default();
-            ConfigPatchError::BadValue {
-                key,
-                reason: e.message(),
+        // Each key alone first, so the error names the key that is wrong.
+        let config = self.config();
+        for (key, raw) in &text {
+            let one = BTreeMap::from([(key.clone(), raw.clone())]);
+            if let Err(e) = config.patched(&one) {
+                return Err(ConfigPatchError::BadValue {
+                    key: key.clone(),
+                    reason: e.message(),
+                });
             }
+        }
+        SwarmCoordinator::apply_config_patch(self, &text).map_err(|e| ConfigPatchError::BadValue {
+            key: text.keys().cloned().collect::<Vec<_>>().join(", "),
+            reason: e.message(),
         })
     }
 
@@ -216,11 +212,24 @@ impl Healable for SwarmCoordinator {
         agent: Option<AgentId>,
         task: Option<TaskId>,
     ) -> Result<usize, SwarmError> {
-        if let Some(agent) = agent {
-            if self.agent(agent).is_none() {
-                return Err(SwarmError::AgentNotFound(agent));
+        let which = match (agent, task) {
+            (Some(agent), _) => {
+                if self.agent(agent).is_none() {
+                    return Err(SwarmError::AgentNotFound(agent));
+                }
+                Reallocate::FromAgent(agent)
             }
-        }
-        Ok(self.reallocate(agent, task))
+            (None, Some(task)) => Reallocate::Task(task),
+            (None, None) => Reallocate::Unhealthy,
+        };
+        Ok(self.reallocate(which))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_component_names_are_the_restartable_ones() {
+        assert_eq!(crate::COMPONENTS, ["agent_protocol", "task_scheduler"]);
     }
 }

@@ -19,6 +19,20 @@ use serde::{Deserialize, Serialize};
 /// | `heartbeat_timeout_secs` | 30 |
 /// | `max_attempts_per_task` | 8 |
 /// | `recent_events` | 256 |
+/// | `finished_retention` | 10 000 |
+/// | `finished_max_age_secs` | 3 600 |
+/// | `outcome_log` | 10 000 |
+/// | `max_recovery_rounds` | 16 |
+/// | `recovery_time_limit_secs` | 3 600 |
+///
+/// # Memory
+///
+/// What the coordinator holds is bounded by these limits, not by its lifetime throughput: the
+/// unfinished tasks (at most `max_pending_tasks`), the finished tasks it still keeps (at most
+/// `finished_retention`, none older than `finished_max_age_secs` once the maintenance pass has
+/// run), the compact outcomes of tasks it let go of (at most `outcome_log`), `recent_events`
+/// events, and one entry per agent. A finished task that left the table is still counted in
+/// [`CoordinatorStats`](crate::CoordinatorStats), so "no task lost" stays checkable.
 ///
 /// ```
 /// use swarm_integration::SwarmConfig;
@@ -43,7 +57,44 @@ pub struct SwarmConfig {
     pub max_attempts_per_task: u32,
     /// How many recent events the coordinator keeps (and checkpoints).
     pub recent_events: usize,
+    /// How many finished tasks (with their outputs) stay in the table; older ones leave it.
+    #[serde(default = "defaults::finished_retention")]
+    pub finished_retention: usize,
+    /// How long a finished task stays in the table at most (enforced by the maintenance pass).
+    #[serde(default = "defaults::finished_max_age_secs")]
+    pub finished_max_age_secs: u64,
+    /// How many outcomes of tasks that left the table are kept (id and how it ended).
+    #[serde(default = "defaults::outcome_log")]
+    pub outcome_log: usize,
+    /// How many recovery rounds one `execute_task_with_recovery` makes at most.
+    #[serde(default = "defaults::max_recovery_rounds")]
+    pub max_recovery_rounds: u32,
+    /// How long one `execute_task_with_recovery` goes on at most before it gives up.
+    #[serde(default = "defaults::recovery_time_limit_secs")]
+    pub recovery_time_limit_secs: u64,
 }
+
+mod defaults {
+    pub(super) fn finished_retention() -> usize {
+        10_000
+    }
+    pub(super) fn finished_max_age_secs() -> u64 {
+        3_600
+    }
+    pub(super) fn outcome_log() -> usize {
+        10_000
+    }
+    pub(super) fn max_recovery_rounds() -> u32 {
+        16
+    }
+    pub(super) fn recovery_time_limit_secs() -> u64 {
+        3_600
+    }
+}
+
+/// The largest value accepted for the counts of [`SwarmConfig`] (agents, pending tasks,
+/// retention, events): ten million.
+pub const MAX_COUNT: u64 = 10_000_000;
 
 impl Default for SwarmConfig {
     fn default() -> Self {
@@ -55,6 +106,11 @@ impl Default for SwarmConfig {
             heartbeat_timeout_secs: 30,
             max_attempts_per_task: 8,
             recent_events: 256,
+            finished_retention: defaults::finished_retention(),
+            finished_max_age_secs: defaults::finished_max_age_secs(),
+            outcome_log: defaults::outcome_log(),
+            max_recovery_rounds: defaults::max_recovery_rounds(),
+            recovery_time_limit_secs: defaults::recovery_time_limit_secs(),
         }
     }
 }
@@ -82,11 +138,40 @@ impl SwarmConfig {
                 u64::from(self.max_attempts_per_task),
             ),
             ("recent_events", self.recent_events as u64),
+            ("finished_max_age_secs", self.finished_max_age_secs),
+            ("max_recovery_rounds", u64::from(self.max_recovery_rounds)),
+            ("recovery_time_limit_secs", self.recovery_time_limit_secs),
         ];
         for (field, value) in positive {
             if value == 0 {
                 return Err(SwarmError::InvalidConfiguration(format!(
                     "`{field}` must be at least 1, got 0"
+                )));
+            }
+        }
+        let counts = [
+            ("max_agents", self.max_agents as u64),
+            ("max_pending_tasks", self.max_pending_tasks as u64),
+            ("recent_events", self.recent_events as u64),
+            ("finished_retention", self.finished_retention as u64),
+            ("outcome_log", self.outcome_log as u64),
+        ];
+        for (field, value) in counts {
+            if value > MAX_COUNT {
+                return Err(SwarmError::InvalidConfiguration(format!(
+                    "`{field}` is {value}; it may be at most {MAX_COUNT}"
+                )));
+            }
+        }
+        for (field, secs) in [
+            ("task_timeout_secs", self.task_timeout_secs),
+            ("heartbeat_timeout_secs", self.heartbeat_timeout_secs),
+            ("finished_max_age_secs", self.finished_max_age_secs),
+            ("recovery_time_limit_secs", self.recovery_time_limit_secs),
+        ] {
+            if secs > 365 * 86_400 {
+                return Err(SwarmError::InvalidConfiguration(format!(
+                    "`{field}` is {secs} s; it may be at most a year"
                 )));
             }
         }
@@ -109,6 +194,16 @@ impl SwarmConfig {
     /// How long an agent may stay silent.
     pub fn heartbeat_timeout(&self) -> Duration {
         Duration::from_secs(self.heartbeat_timeout_secs)
+    }
+
+    /// How long a finished task stays in the table at most.
+    pub fn finished_max_age(&self) -> Duration {
+        Duration::from_secs(self.finished_max_age_secs)
+    }
+
+    /// How long one `execute_task_with_recovery` goes on at most.
+    pub fn recovery_time_limit(&self) -> Duration {
+        Duration::from_secs(self.recovery_time_limit_secs)
     }
 
     fn get(&self, key: &str) -> Option<u64> {
@@ -171,7 +266,17 @@ impl SwarmConfig {
 }
 
 fn is_field(key: &str) -> bool {
-    matches!(key, "max_agents" | "max_pending_tasks" | "recent_events")
+    matches!(
+        key,
+        "max_agents"
+            | "max_pending_tasks"
+            | "recent_events"
+            | "finished_retention"
+            | "finished_max_age_secs"
+            | "outcome_log"
+            | "max_recovery_rounds"
+            | "recovery_time_limit_secs"
+    )
 }
 
 #[cfg(test)]

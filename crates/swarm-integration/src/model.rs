@@ -32,7 +32,7 @@ pub struct AgentInfo {
     pub capabilities: BTreeSet<String>,
     /// Its status.
     pub status: AgentStatus,
-    /// The task assigned to it or running on it.
+    /// The task running on it, while a run is in flight.
     pub current_task: Option<TaskId>,
     /// Tasks it completed.
     pub completed: u64,
@@ -74,6 +74,10 @@ pub struct TaskSpec {
     pub required_capability: Option<String>,
     /// The work's input, opaque to the coordinator.
     pub payload: Vec<u8>,
+    /// Speculative work (prefetch, a hedged duplicate): accepted, but not started while a
+    /// degradation level pauses speculative work.
+    #[serde(default)]
+    pub speculative: bool,
 }
 
 impl TaskSpec {
@@ -102,6 +106,12 @@ impl TaskSpec {
         self.payload = payload.into();
         self
     }
+
+    /// Mark the task speculative (see the `speculative` field).
+    pub fn as_speculative(mut self) -> Self {
+        self.speculative = true;
+        self
+    }
 }
 
 /// Where a task is in its life.
@@ -109,9 +119,10 @@ impl TaskSpec {
 pub enum TaskState {
     /// Accepted, waiting for an agent.
     Pending,
-    /// Given to an agent (for example after its first agent failed), not yet running.
+    /// Waiting for a run, with the agent it last ran on (after a restore of a checkpoint taken
+    /// while it ran): that agent is preferred for its next run, but not reserved.
     Assigned {
-        /// The agent it will run on.
+        /// The agent it prefers.
         agent: AgentId,
     },
     /// Running on an agent.

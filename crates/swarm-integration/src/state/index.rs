@@ -1,0 +1,285 @@
+//! The indexes that keep the coordinator's decisions independent of the swarm's size: idle
+//! agents by capability (most trusted first), and callers waiting for an agent, by the
+//! capability their task needs (highest priority, then oldest, first).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use recovery_core::{AgentId, Priority, TaskId};
+use tokio::sync::oneshot;
+
+use super::RunTicket;
+
+/// What an agent or a task is matched on: a capability, or none (any agent will do).
+pub(crate) type Key = Option<String>;
+
+/// A trust score as a key that sorts like the score (scores are in `0.0..=1.0`, and the bits
+/// of non-negative floats sort like the floats).
+fn trust_key(trust: f64) -> u64 {
+    trust.clamp(0.0, 1.0).to_bits()
+}
+
+/// Idle agents, by every key they serve: `None` and each of their capabilities.
+#[derive(Debug, Default)]
+pub(crate) struct IdlePool {
+    by_key: HashMap<Key, BTreeSet<(Reverse<u64>, AgentId)>>,
+    /// Each idle agent's entry: its trust key and capabilities, to remove it again.
+    members: HashMap<AgentId, (u64, Vec<Key>)>,
+}
+
+impl IdlePool {
+    /// Add an idle agent.
+    pub(crate) fn insert(
+        &mut self,
+        agent: AgentId,
+        trust: f64,
+        capabilities: impl IntoIterator<Item = String>,
+    ) {
+        self.remove(agent);
+        let t = trust_key(trust);
+        let mut keys: Vec<Key> = vec![None];
+        keys.extend(capabilities.into_iter().map(Some));
+        for key in &keys {
+            self.by_key
+                .entry(key.clone())
+                .or_default()
+                .insert((Reverse(t), agent));
+        }
+        self.members.insert(agent, (t, keys));
+    }
+
+    /// Remove an agent (whether it was idle or not).
+    pub(crate) fn remove(&mut self, agent: AgentId) -> bool {
+        let Some((t, keys)) = self.members.remove(&agent) else {
+            return false;
+        };
+        for key in keys {
+            if let Some(set) = self.by_key.get_mut(&key) {
+                set.remove(&(Reverse(t), agent));
+                if set.is_empty() {
+                    self.by_key.remove(&key);
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether `agent` is idle.
+    pub(crate) fn contains(&self, agent: AgentId) -> bool {
+        self.members.contains_key(&agent)
+    }
+
+    /// The most trusted idle agent that serves `key`.
+    pub(crate) fn best(&self, key: &Key) -> Option<AgentId> {
+        self.by_key
+            .get(key)
+            .and_then(|set| set.first())
+            .map(|(_, a)| *a)
+    }
+
+    /// How many agents are idle.
+    pub(crate) fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Every idle agent.
+    pub(crate) fn agents(&self) -> impl Iterator<Item = AgentId> + '_ {
+        self.members.keys().copied()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.by_key.clear();
+        self.members.clear();
+    }
+}
+
+/// How many healthy (idle or busy) agents serve each key, so that "can any agent ever run
+/// this?" is one lookup.
+#[derive(Debug, Default)]
+pub(crate) struct Healthy {
+    by_key: HashMap<Key, usize>,
+}
+
+impl Healthy {
+    /// An agent with `capabilities` became healthy (`delta` 1) or stopped being so (-1).
+    pub(crate) fn change<'a>(
+        &mut self,
+        capabilities: impl IntoIterator<Item = &'a String>,
+        up: bool,
+    ) {
+        let keys = std::iter::once(None).chain(capabilities.into_iter().cloned().map(Some));
+        for key in keys {
+            let n = self.by_key.entry(key.clone()).or_default();
+            if up {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.by_key.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Whether some healthy agent serves `key`.
+    pub(crate) fn any(&self, key: &Key) -> bool {
+        self.by_key.get(key).is_some_and(|n| *n > 0)
+    }
+
+    /// How many healthy agents serve `key`.
+    pub(crate) fn count(&self, key: &Key) -> usize {
+        self.by_key.get(key).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.by_key.clear();
+    }
+}
+
+/// A caller's place in the queue.
+pub(crate) type WaiterId = u64;
+
+/// What a waiting caller is told: here is a run, or look again (its task changed).
+#[derive(Debug)]
+pub(crate) enum Wake {
+    /// A run started for the caller's task; it is the caller's to carry out.
+    Run(Box<RunTicket>),
+    /// The task changed (it finished, another caller runs it, the state was restored): ask
+    /// again.
+    Again,
+}
+
+/// One waiting caller.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    pub(crate) task: TaskId,
+    pub(crate) key: Key,
+    order: (Reverse<Priority>, WaiterId),
+    pub(crate) tx: oneshot::Sender<Wake>,
+}
+
+/// Callers waiting for an agent (or a run slot), by the key of their task.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters {
+    next: WaiterId,
+    by_key: HashMap<Key, BTreeMap<(Reverse<Priority>, WaiterId), ()>>,
+    waiters: HashMap<WaiterId, Waiter>,
+    by_task: HashMap<TaskId, BTreeSet<WaiterId>>,
+}
+
+impl Waiters {
+    /// Queue a caller for `task`; it learns through the returned receiver.
+    pub(crate) fn push(
+        &mut self,
+        task: TaskId,
+        key: Key,
+        priority: Priority,
+    ) -> (WaiterId, oneshot::Receiver<Wake>) {
+        let id = self.next;
+        self.next += 1;
+        let (tx, rx) = oneshot::channel();
+        let order = (Reverse(priority), id);
+        self.by_key
+            .entry(key.clone())
+            .or_default()
+            .insert(order, ());
+        self.by_task.entry(task).or_default().insert(id);
+        self.waiters.insert(
+            id,
+            Waiter {
+                task,
+                key,
+                order,
+                tx,
+            },
+        );
+        (id, rx)
+    }
+
+    /// Take a waiter out of the queue.
+    pub(crate) fn remove(&mut self, id: WaiterId) -> Option<Waiter> {
+        let w = self.waiters.remove(&id)?;
+        if let Some(q) = self.by_key.get_mut(&w.key) {
+            q.remove(&w.order);
+            if q.is_empty() {
+                self.by_key.remove(&w.key);
+            }
+        }
+        if let Some(ids) = self.by_task.get_mut(&w.task) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.by_task.remove(&w.task);
+            }
+        }
+        Some(w)
+    }
+
+    /// The first waiter (highest priority, then oldest) among the keys that `served` says have
+    /// an agent for them.
+    pub(crate) fn first_served(&self, mut served: impl FnMut(&Key) -> bool) -> Option<WaiterId> {
+        self.by_key
+            .iter()
+            .filter(|(key, _)| served(key))
+            .filter_map(|(_, q)| q.keys().next())
+            .min()
+            .map(|(_, id)| *id)
+    }
+
+    /// The waiters of `task`.
+    pub(crate) fn of_task(&self, task: TaskId) -> Vec<WaiterId> {
+        self.by_task
+            .get(&task)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every waiter.
+    pub(crate) fn ids(&self) -> Vec<WaiterId> {
+        self.waiters.keys().copied().collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.waiters.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_trusted_idle_agent_of_a_key_comes_first() {
+        let mut pool = IdlePool::default();
+        let (a, b, c) = (
+            AgentId::from_u128(1),
+            AgentId::from_u128(2),
+            AgentId::from_u128(3),
+        );
+        pool.insert(a, 0.5, ["gpu".to_owned()]);
+        pool.insert(b, 0.9, []);
+        pool.insert(c, 0.7, ["gpu".to_owned()]);
+        assert_eq!(pool.best(&None), Some(b));
+        assert_eq!(pool.best(&Some("gpu".into())), Some(c));
+        assert!(pool.remove(c));
+        assert_eq!(pool.best(&Some("gpu".into())), Some(a));
+        pool.insert(a, 0.1, ["gpu".to_owned()]);
+        assert_eq!(pool.best(&Some("gpu".into())), Some(a));
+        assert_eq!(pool.len(), 2);
+        assert_eq!(pool.best(&Some("tpu".into())), None);
+    }
+
+    #[test]
+    fn waiters_are_served_by_priority_then_age() {
+        let mut w = Waiters::default();
+        let t = |n| TaskId::from_u128(n);
+        let (low, _r1) = w.push(t(1), None, Priority::Low);
+        let (high, _r2) = w.push(t(2), Some("gpu".into()), Priority::High);
+        let (normal, _r3) = w.push(t(3), None, Priority::Normal);
+        assert_eq!(w.first_served(|_| true), Some(high));
+        assert_eq!(w.first_served(|k| k.is_none()), Some(normal));
+        w.remove(normal);
+        assert_eq!(w.first_served(|k| k.is_none()), Some(low));
+        assert_eq!(w.of_task(t(2)), [high]);
+        assert_eq!(w.len(), 2);
+    }
+}
