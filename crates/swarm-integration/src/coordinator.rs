@@ -207,9 +207,11 @@ impl SwarmCoordinator {
         self.read(|s| s.agents.get(&agent).cloned())
     }
 
-    /// Every agent.
+    /// Every agent, by id.
     pub fn agents(&self) -> Vec<AgentInfo> {
-        self.read(|s| s.agents.values().cloned().collect())
+        let mut agents: Vec<_> = self.read(|s| s.agents.values().cloned().collect());
+        agents.sort_by_key(|a| a.id);
+        agents
     }
 
     /// An agent's trust score.

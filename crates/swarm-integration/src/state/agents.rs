@@ -80,7 +80,7 @@ impl SwarmState {
             return Err(SwarmError::AgentNotFound(agent));
         }
         self.interrupt_agent_run(agent, Interruption::AgentLeft);
-        self.idle.remove(agent);
+        self.idle.forget(agent);
         if let Some(a) = self.agents.remove(&agent) {
             if Self::is_healthy(a.status) {
                 self.healthy.change(a.capabilities.iter(), false);
@@ -221,8 +221,7 @@ impl SwarmState {
         match self.agents.get(&agent) {
             Some(a) if a.status == AgentStatus::Idle && a.current_task.is_none() => {
                 let trust = self.trust.get(&agent).copied().unwrap_or(0.0);
-                self.idle
-                    .insert(agent, trust, a.capabilities.iter().cloned());
+                self.idle.insert(agent, trust, &a.capabilities);
             }
             _ => {
                 self.idle.remove(agent);

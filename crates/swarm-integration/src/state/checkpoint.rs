@@ -1,7 +1,7 @@
 //! Snapshots and restores: the checkpoint holds the live state; a restore puts it back and keeps
 //! what the checkpoint cannot know about.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use recovery_core::{SwarmError, TaskId};
 use tokio::time::Instant;
@@ -51,7 +51,7 @@ impl SwarmState {
             tasks,
             active_assignments,
             config: self.config.clone(),
-            trust_scores: self.trust.clone(),
+            trust_scores: self.trust.iter().map(|(a, t)| (*a, *t)).collect(),
             recent_events: self.events.iter().cloned().collect(),
             metadata: self.metadata.clone(),
         }
@@ -85,7 +85,7 @@ impl SwarmState {
             self.interrupt_run(*task, Interruption::Restored);
         }
         self.epoch += 1;
-        let mut restored_tasks: HashMap<TaskId, TaskInfo> = checkpoint.tasks.into_iter().collect();
+        let mut restored_tasks: BTreeMap<TaskId, TaskInfo> = checkpoint.tasks;
         for t in self.tasks.values_mut() {
             if t.state.is_terminal() {
                 continue;
@@ -156,7 +156,8 @@ impl SwarmState {
     pub(crate) fn rebuild_indexes(&mut self) {
         self.idle.clear();
         self.healthy.clear();
-        let ids: Vec<_> = self.agents.keys().copied().collect();
+        let mut ids: Vec<_> = self.agents.keys().copied().collect();
+        ids.sort_unstable();
         for id in ids {
             let a = &self.agents[&id];
             if Self::is_healthy(a.status) {

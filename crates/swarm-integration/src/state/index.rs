@@ -3,7 +3,10 @@
 //! capability their task needs (highest priority, then oldest, first).
 
 use std::cmp::Reverse;
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 
 use recovery_core::{AgentId, Priority, TaskId};
 use tokio::sync::oneshot;
@@ -13,55 +16,130 @@ use super::RunTicket;
 /// What an agent or a task is matched on: a capability, or none (any agent will do).
 pub(crate) type Key = Option<String>;
 
-/// A trust score as a key that sorts like the score (scores are in `0.0..=1.0`, and the bits
-/// of non-negative floats sort like the floats).
-fn trust_key(trust: f64) -> u64 {
-    trust.clamp(0.0, 1.0).to_bits()
+/// A map with a fixed hasher: the same operations iterate in the same order on every run, so a
+/// simulation replays exactly.
+pub(crate) type Map<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+
+/// Trust scores are kept in hundredths (they move by 0.01, 0.05 and 0.2 from 0.5), so the most
+/// trusted idle agent is the top of one of 101 buckets.
+const BUCKETS: usize = 101;
+
+fn bucket_of(trust: f64) -> usize {
+    (trust.clamp(0.0, 1.0) * 100.0).round() as usize
+}
+
+/// The idle agents of one key, by trust bucket: inserting, removing and finding the most
+/// trusted take the same time whatever the number of agents.
+#[derive(Debug)]
+struct Buckets {
+    buckets: Vec<Vec<AgentId>>,
+    /// Where each agent is: bucket and index.
+    at: Map<AgentId, (usize, usize)>,
+    /// Bit `b` set when bucket `b` is not empty.
+    full: u128,
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Self {
+            buckets: vec![Vec::new(); BUCKETS],
+            at: Map::default(),
+            full: 0,
+        }
+    }
+}
+
+impl Buckets {
+    fn insert(&mut self, agent: AgentId, bucket: usize) {
+        let list = &mut self.buckets[bucket];
+        self.at.insert(agent, (bucket, list.len()));
+        list.push(agent);
+        self.full |= 1 << bucket;
+    }
+
+    fn remove(&mut self, agent: AgentId) {
+        let Some((bucket, index)) = self.at.remove(&agent) else {
+            return;
+        };
+        let list = &mut self.buckets[bucket];
+        list.swap_remove(index);
+        if let Some(&moved) = list.get(index) {
+            self.at.insert(moved, (bucket, index));
+        }
+        if list.is_empty() {
+            self.full &= !(1 << bucket);
+        }
+    }
+
+    fn best(&self) -> Option<AgentId> {
+        if self.full == 0 {
+            return None;
+        }
+        let top = 127 - self.full.leading_zeros() as usize;
+        self.buckets[top].last().copied()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.full == 0
+    }
 }
 
 /// Idle agents, by every key they serve: `None` and each of their capabilities.
 #[derive(Debug, Default)]
 pub(crate) struct IdlePool {
-    by_key: HashMap<Key, BTreeSet<(Reverse<u64>, AgentId)>>,
-    /// Each idle agent's entry: its trust key and capabilities, to remove it again.
-    members: HashMap<AgentId, (u64, Vec<Key>)>,
+    by_key: Map<Key, Buckets>,
+    /// Each idle agent's bucket.
+    members: Map<AgentId, usize>,
+    /// The keys each agent serves, made once (capabilities do not change).
+    keys: Map<AgentId, Arc<[Key]>>,
 }
 
 impl IdlePool {
-    /// Add an idle agent.
-    pub(crate) fn insert(
+    /// Add an idle agent (or move it to the bucket of its trust).
+    pub(crate) fn insert<'a>(
         &mut self,
         agent: AgentId,
         trust: f64,
-        capabilities: impl IntoIterator<Item = String>,
+        capabilities: impl IntoIterator<Item = &'a String>,
     ) {
         self.remove(agent);
-        let t = trust_key(trust);
-        let mut keys: Vec<Key> = vec![None];
-        keys.extend(capabilities.into_iter().map(Some));
-        for key in &keys {
+        let keys = Arc::clone(self.keys.entry(agent).or_insert_with(|| {
+            std::iter::once(None)
+                .chain(capabilities.into_iter().cloned().map(Some))
+                .collect()
+        }));
+        let bucket = bucket_of(trust);
+        for key in keys.iter() {
             self.by_key
                 .entry(key.clone())
                 .or_default()
-                .insert((Reverse(t), agent));
+                .insert(agent, bucket);
         }
-        self.members.insert(agent, (t, keys));
+        self.members.insert(agent, bucket);
     }
 
     /// Remove an agent (whether it was idle or not).
     pub(crate) fn remove(&mut self, agent: AgentId) -> bool {
-        let Some((t, keys)) = self.members.remove(&agent) else {
+        if self.members.remove(&agent).is_none() {
             return false;
-        };
-        for key in keys {
-            if let Some(set) = self.by_key.get_mut(&key) {
-                set.remove(&(Reverse(t), agent));
-                if set.is_empty() {
-                    self.by_key.remove(&key);
+        }
+        if let Some(keys) = self.keys.get(&agent) {
+            for key in keys.iter() {
+                if let Some(b) = self.by_key.get_mut(key) {
+                    b.remove(agent);
+                    if b.is_empty() {
+                        self.by_key.remove(key);
+                    }
                 }
             }
         }
         true
+    }
+
+    /// Forget an agent that left the swarm.
+    pub(crate) fn forget(&mut self, agent: AgentId) {
+        self.remove(agent);
+        self.keys.remove(&agent);
     }
 
     /// Whether `agent` is idle.
@@ -71,10 +149,7 @@ impl IdlePool {
 
     /// The most trusted idle agent that serves `key`.
     pub(crate) fn best(&self, key: &Key) -> Option<AgentId> {
-        self.by_key
-            .get(key)
-            .and_then(|set| set.first())
-            .map(|(_, a)| *a)
+        self.by_key.get(key).and_then(Buckets::best)
     }
 
     /// How many agents are idle.
@@ -90,6 +165,7 @@ impl IdlePool {
     pub(crate) fn clear(&mut self) {
         self.by_key.clear();
         self.members.clear();
+        self.keys.clear();
     }
 }
 
@@ -97,7 +173,7 @@ impl IdlePool {
 /// this?" is one lookup.
 #[derive(Debug, Default)]
 pub(crate) struct Healthy {
-    by_key: HashMap<Key, usize>,
+    by_key: Map<Key, usize>,
 }
 
 impl Healthy {
@@ -162,9 +238,9 @@ pub(crate) struct Waiter {
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     next: WaiterId,
-    by_key: HashMap<Key, BTreeMap<(Reverse<Priority>, WaiterId), ()>>,
-    waiters: HashMap<WaiterId, Waiter>,
-    by_task: HashMap<TaskId, BTreeSet<WaiterId>>,
+    by_key: Map<Key, BTreeMap<(Reverse<Priority>, WaiterId), ()>>,
+    waiters: Map<WaiterId, Waiter>,
+    by_task: Map<TaskId, BTreeSet<WaiterId>>,
 }
 
 impl Waiters {
@@ -255,14 +331,15 @@ mod tests {
             AgentId::from_u128(2),
             AgentId::from_u128(3),
         );
-        pool.insert(a, 0.5, ["gpu".to_owned()]);
-        pool.insert(b, 0.9, []);
-        pool.insert(c, 0.7, ["gpu".to_owned()]);
+        let gpu = ["gpu".to_owned()];
+        pool.insert(a, 0.5, &gpu);
+        pool.insert(b, 0.9, &[]);
+        pool.insert(c, 0.7, &gpu);
         assert_eq!(pool.best(&None), Some(b));
         assert_eq!(pool.best(&Some("gpu".into())), Some(c));
         assert!(pool.remove(c));
         assert_eq!(pool.best(&Some("gpu".into())), Some(a));
-        pool.insert(a, 0.1, ["gpu".to_owned()]);
+        pool.insert(a, 0.1, &gpu);
         assert_eq!(pool.best(&Some("gpu".into())), Some(a));
         assert_eq!(pool.len(), 2);
         assert_eq!(pool.best(&Some("tpu".into())), None);

@@ -22,7 +22,7 @@ mod tasks;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use checkpoint::is_restored;
+pub(crate) use index::Map;
 use index::{Healthy, IdlePool, Waiters};
 pub(crate) use index::{WaiterId, Wake};
 pub(crate) use tasks::settled;
@@ -226,23 +227,23 @@ pub struct CoordinatorStats {
 #[derive(Debug)]
 pub(crate) struct SwarmState {
     pub(crate) config: SwarmConfig,
-    pub(crate) agents: BTreeMap<AgentId, AgentInfo>,
-    pub(crate) trust: BTreeMap<AgentId, f64>,
-    pub(crate) tasks: HashMap<TaskId, TaskInfo>,
+    pub(crate) agents: Map<AgentId, AgentInfo>,
+    pub(crate) trust: Map<AgentId, f64>,
+    pub(crate) tasks: Map<TaskId, TaskInfo>,
     /// The finished tasks still in the table, oldest first, with when they finished.
     finished: VecDeque<(TaskId, Instant)>,
     /// Tasks that left the table, newest last (at most `outcome_log`).
     outcomes: VecDeque<FinishedTask>,
     pub(crate) events: VecDeque<SwarmEvent>,
     pub(crate) metadata: BTreeMap<String, String>,
-    heartbeats: HashMap<AgentId, Instant>,
-    pub(crate) runs: HashMap<TaskId, Run>,
+    heartbeats: Map<AgentId, Instant>,
+    pub(crate) runs: Map<TaskId, Run>,
     idle: IdlePool,
     healthy: Healthy,
     waiters: Waiters,
     /// Woken when the level changes (for speculative work waiting for it to lift).
     level_changed: Arc<Notify>,
-    watchers: HashMap<TaskId, Arc<Notify>>,
+    watchers: Map<TaskId, Arc<Notify>>,
     level: DegradationLevel,
     epoch: u64,
     next_sequence: u64,
@@ -256,20 +257,20 @@ impl SwarmState {
     pub(crate) fn new(config: SwarmConfig, ids: IdSource, now: Instant) -> Self {
         Self {
             config,
-            agents: BTreeMap::new(),
-            trust: BTreeMap::new(),
-            tasks: HashMap::new(),
+            agents: Map::default(),
+            trust: Map::default(),
+            tasks: Map::default(),
             finished: VecDeque::new(),
             outcomes: VecDeque::new(),
             events: VecDeque::new(),
             metadata: BTreeMap::new(),
-            heartbeats: HashMap::new(),
-            runs: HashMap::new(),
+            heartbeats: Map::default(),
+            runs: Map::default(),
             idle: IdlePool::default(),
             healthy: Healthy::default(),
             waiters: Waiters::default(),
             level_changed: Arc::new(Notify::new()),
-            watchers: HashMap::new(),
+            watchers: Map::default(),
             level: DegradationLevel::Normal,
             epoch: 0,
             next_sequence: 0,
