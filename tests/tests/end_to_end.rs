@@ -282,7 +282,10 @@ async fn memory_pressure_refuses_low_priority_work_and_lifts_when_it_falls() {
             .is_err()
     );
     let monitoring = c.recovery_manager().start_monitoring().await;
+    // One level a step, a step at once and then every second: Minimal, Reduced, Normal.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(c.current_level().await, DegradationLevel::Reduced);
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(c.current_level().await, DegradationLevel::Normal);
     assert_eq!(c.parallelism().1, 16);
     let low = c
@@ -320,6 +323,14 @@ async fn memory_pressure_through_the_default_managers_degradation_step() {
     c.execute_task_with_recovery(critical).await.unwrap();
 
     monitor.update_memory_usage(0.1);
+    let change = degradation.step(c.as_ref()).await.unwrap().unwrap();
+    assert_eq!(change.to, DegradationLevel::Minimal, "one level a step");
+    assert!(
+        c.submit_task(TaskSpec::new("batch").with_priority(Priority::Low))
+            .is_err(),
+        "still refused at Minimal"
+    );
+    degradation.step(c.as_ref()).await.unwrap().unwrap();
     let change = degradation.step(c.as_ref()).await.unwrap().unwrap();
     assert_eq!(change.to, DegradationLevel::Normal);
     let low = c

@@ -104,6 +104,7 @@ impl DegradationConfig {
 /// | `minimal_at` | 1.05 | pressure at which Minimal is entered (Reduced is entered at 1.0) |
 /// | `critical_at` | 1.10 | pressure at which Critical is entered |
 /// | `hysteresis_margin` | 0.05 | a level is left only when pressure falls this far below where it is entered |
+/// | `gradual_recovery` | true | a level is left one level per observation (Critical to Normal takes three), never straight down |
 /// | `retry_after` | 30 s | what refused work is told about when to try again (the manager's default monitoring interval: the earliest the level can come down) |
 ///
 /// With the default thresholds this gives:
@@ -132,6 +133,12 @@ pub struct LevelPolicy {
     /// two neighbouring entry points, so that usage hovering at one threshold moves the level
     /// across that threshold only.
     pub hysteresis_margin: f64,
+    /// Leave at most one level per observation when pressure falls. Shedding load relieves the
+    /// very pressure that is measured, so a controller that fell from Critical straight to
+    /// Normal would admit everything at once and be back at Critical on the next sample: the
+    /// simulation showed exactly that, a swing between the two every 30 s for as long as a
+    /// pressure wave lasted. Rising is always immediate.
+    pub gradual_recovery: bool,
     /// The `retry_after` that refused work is given.
     #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
@@ -143,6 +150,7 @@ impl Default for LevelPolicy {
             minimal_at: 1.05,
             critical_at: 1.10,
             hysteresis_margin: 0.05,
+            gradual_recovery: true,
             retry_after: Duration::from_secs(30),
         }
     }

@@ -386,9 +386,11 @@ impl Pressure {
 /// Rule: a level is **entered** when pressure reaches its entry point
 /// ([`LevelPolicy::entry`]); the current level is **kept** while pressure stays at or above its
 /// entry point minus [`LevelPolicy::hysteresis_margin`], and when it falls below that the level
-/// steps down to the highest lower level whose own (entry − margin) is still reached. Rising is
-/// immediate (pressure is dangerous), falling waits for the margin (so a value jittering at a
-/// threshold does not flap).
+/// steps down: one level per observation with [`LevelPolicy::gradual_recovery`] (the
+/// default), else to the highest lower level whose own (entry − margin) is still reached. Rising
+/// is immediate (pressure is dangerous), falling waits for the margin (so a value jittering at a
+/// threshold does not flap) and comes one step at a time (so the load let back in is measured
+/// before more is).
 ///
 /// Pure and synchronous: no clock, no I/O.
 ///
@@ -398,6 +400,10 @@ impl Pressure {
 /// assert_eq!(c.observe_pressure(1.0), DegradationLevel::Reduced); // entered at 1.0
 /// assert_eq!(c.observe_pressure(0.96), DegradationLevel::Reduced); // kept within the margin
 /// assert_eq!(c.observe_pressure(0.94), DegradationLevel::Normal); // left below 0.95
+/// assert_eq!(c.observe_pressure(1.2), DegradationLevel::Critical); // entered at once
+/// assert_eq!(c.observe_pressure(0.5), DegradationLevel::Minimal); // left one level a step
+/// assert_eq!(c.observe_pressure(0.5), DegradationLevel::Reduced);
+/// assert_eq!(c.observe_pressure(0.5), DegradationLevel::Normal);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LevelController {
@@ -453,6 +459,9 @@ impl LevelController {
             match level.below() {
                 Some(lower) => level = lower,
                 None => break,
+            }
+            if self.policy.gradual_recovery {
+                break;
             }
         }
         level
@@ -579,6 +588,21 @@ mod tests {
         assert_eq!(c.observe_pressure(1.06), DegradationLevel::Critical);
         assert_eq!(c.observe_pressure(1.04), DegradationLevel::Minimal);
         assert_eq!(c.observe_pressure(f64::NAN), DegradationLevel::Minimal);
+        assert_eq!(
+            c.observe_pressure(0.5),
+            DegradationLevel::Reduced,
+            "one level a step"
+        );
         assert_eq!(c.observe_pressure(0.5), DegradationLevel::Normal);
+        let mut all_at_once = LevelController::new(LevelPolicy {
+            gradual_recovery: false,
+            ..LevelPolicy::default()
+        })
+        .unwrap();
+        assert_eq!(
+            all_at_once.observe_pressure(2.0),
+            DegradationLevel::Critical
+        );
+        assert_eq!(all_at_once.observe_pressure(0.5), DegradationLevel::Normal);
     }
 }

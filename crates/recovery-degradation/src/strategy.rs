@@ -84,10 +84,14 @@ pub struct LevelChange {
 /// assert_eq!(result.action, RecoveryAction::Degraded { level: 3 });
 /// assert_eq!(result.metadata["cpu_percent"], "0.95");
 ///
-/// // Pressure falls: the monitoring loop's step brings the level down, no error needed.
+/// // Pressure falls: the monitoring loop's steps bring the level down, one level a step,
+/// // no error needed.
 /// monitor.update_cpu_usage(0.3);
 /// let change = strategy.step(coordinator.as_ref()).await?.unwrap();
-/// assert_eq!((change.from, change.to), (DegradationLevel::Critical, DegradationLevel::Normal));
+/// assert_eq!((change.from, change.to), (DegradationLevel::Critical, DegradationLevel::Minimal));
+/// strategy.step(coordinator.as_ref()).await?;
+/// strategy.step(coordinator.as_ref()).await?;
+/// assert_eq!(coordinator.current_level().await, DegradationLevel::Normal);
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]

@@ -46,17 +46,20 @@ fn config() -> impl Strategy<Value = DegradationConfig> {
 
 /// A valid policy: entry points above 1.0 and a margin no wider than the smallest gap.
 fn policy() -> impl Strategy<Value = LevelPolicy> {
-    (0.01..0.5f64, 0.01..0.5f64, 0.0..=1.0f64).prop_map(|(g1, g2, share)| {
-        let minimal_at = 1.0 + g1;
-        let critical_at = minimal_at + g2;
-        let gap = (minimal_at - 1.0).min(critical_at - minimal_at);
-        LevelPolicy {
-            minimal_at,
-            critical_at,
-            hysteresis_margin: gap * share,
-            retry_after: Duration::from_secs(30),
-        }
-    })
+    (0.01..0.5f64, 0.01..0.5f64, 0.0..=1.0f64, any::<bool>()).prop_map(
+        |(g1, g2, share, gradual)| {
+            let minimal_at = 1.0 + g1;
+            let critical_at = minimal_at + g2;
+            let gap = (minimal_at - 1.0).min(critical_at - minimal_at);
+            LevelPolicy {
+                minimal_at,
+                critical_at,
+                hysteresis_margin: gap * share,
+                gradual_recovery: gradual,
+                retry_after: Duration::from_secs(30),
+            }
+        },
+    )
 }
 
 fn level() -> impl Strategy<Value = DegradationLevel> {
@@ -74,14 +77,23 @@ fn reference_step(current: DegradationLevel, p: f64, policy: &LevelPolicy) -> De
     if called >= current {
         return called;
     }
-    DegradationLevel::ALL
+    let kept = DegradationLevel::ALL
         .into_iter()
         .filter(|l| *l <= current)
         .filter(|l| {
             *l == DegradationLevel::Normal || p >= policy.entry(*l) - policy.hysteresis_margin
         })
         .max()
-        .unwrap()
+        .unwrap();
+    if policy.gradual_recovery && kept < current {
+        // One level down per observation.
+        return DegradationLevel::ALL[DegradationLevel::ALL
+            .iter()
+            .position(|l| *l == current)
+            .unwrap()
+            - 1];
+    }
+    kept
 }
 
 /// What the documented rule makes of a bad fraction: NaN adds no pressure, the rest is pulled

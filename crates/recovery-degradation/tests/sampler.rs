@@ -107,25 +107,36 @@ fn process_memory_follows_an_allocation() {
 }
 
 #[test]
-fn host_memory_follows_an_allocation() {
-    // Other processes on a shared machine move host memory too, so allow a few tries; a rise
-    // of most of the buffer must show in one of them.
+fn host_memory_is_what_the_kernel_reports() {
+    // What the host scope reads is the kernel's own figure, (MemTotal - MemAvailable) /
+    // MemTotal, or the cgroup's when a limit applies. Whether an allocation shows in that
+    // figure is the kernel's business: on some VMs a touched 512 MiB buffer moves MemAvailable
+    // by a tenth of that. So compare with /proc/meminfo read right after, allowing for other
+    // processes on a shared machine with a few tries.
     let _turn = memory_turn();
     let mut sampler = SystemSampler::host();
-    let bytes = 512 * MIB;
     let mut seen = Vec::new();
     for _ in 0..5 {
-        let before = sampler.sample().memory.unwrap();
-        let buffer = resident_buffer(bytes);
-        let during = sampler.sample().memory.unwrap();
-        drop(buffer);
-        let expected = bytes as f64 / memory_denominator(&sampler);
-        if during - before >= 0.7 * expected {
+        let ours = sampler.sample().memory.unwrap();
+        if sampler.last_memory_source() != Some(MemorySource::Host) {
+            // A cgroup limit applies; the cgroup tests cover that reading.
             return;
         }
-        seen.push((before, during, expected));
+        let meminfo = fs::read_to_string("/proc/meminfo").unwrap();
+        let field = |name: &str| -> f64 {
+            meminfo
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap()
+        };
+        let kernel = (field("MemTotal:") - field("MemAvailable:")) / field("MemTotal:");
+        if (ours - kernel).abs() < 0.01 {
+            return;
+        }
+        seen.push((ours, kernel));
     }
-    panic!("host memory did not follow a {bytes}-byte allocation: {seen:?}");
+    panic!("host memory fraction differs from /proc/meminfo: {seen:?}");
 }
 
 fn write(dir: &std::path::Path, file: &str, text: &str) {

@@ -191,11 +191,16 @@ async fn task_count_alone_drives_the_level() {
     assert_eq!(change.pressure.resource.to_string(), "tasks");
     assert_eq!(strategy.step(&coordinator).await.unwrap(), None);
     monitor.set_active_tasks(10);
-    let change = strategy.step(&coordinator).await.unwrap().unwrap();
-    assert_eq!(
-        (change.from, change.to),
-        (DegradationLevel::Critical, DegradationLevel::Normal)
-    );
+    // Down one level a step (gradual recovery): Critical, Minimal, Reduced, Normal.
+    for (from, to) in [
+        (DegradationLevel::Critical, DegradationLevel::Minimal),
+        (DegradationLevel::Minimal, DegradationLevel::Reduced),
+        (DegradationLevel::Reduced, DegradationLevel::Normal),
+    ] {
+        let change = strategy.step(&coordinator).await.unwrap().unwrap();
+        assert_eq!((change.from, change.to), (from, to));
+    }
+    assert_eq!(strategy.step(&coordinator).await.unwrap(), None);
 }
 
 fn ctx(target: &Arc<FakeCoordinator>) -> RecoveryContext<FakeCoordinator> {
