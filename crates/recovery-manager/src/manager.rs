@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use recovery_core::{
-    AgentId, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError, SwarmResult, TaskId,
+    AgentId, RecoveryAction, RecoveryContext, RecoveryResult, RecoveryStrategy, SwarmError,
+    SwarmResult, TaskId,
 };
 use smallvec::SmallVec;
 use tokio::sync::Semaphore;
@@ -283,6 +284,8 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
     ///   of this task (the request's count if it gives one, else the manager's, which adds up
     ///   what earlier recoveries of the task reported), plus those earlier strategies of this
     ///   recovery made.
+    /// - The request's deadline bounds the whole recovery: a strategy still at work when it
+    ///   passes is stopped (its future dropped) and the result says so.
     /// - At most `max_concurrent_recoveries` recoveries do work at once; one that waits out a
     ///   delay gives its slot away meanwhile. Dropping the returned future releases the slot;
     ///   the history then holds only the attempts that finished.
@@ -388,7 +391,25 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 break;
             }
             context.retry_count = earlier.saturating_add(retries);
-            let mut result = registered.strategy.recover(&context, &request.error).await;
+            let recovering = registered.strategy.recover(&context, &request.error);
+            let mut result = match request.deadline {
+                // A strategy still at work at the deadline is stopped (its future dropped, as
+                // a caller that goes away drops it): the deadline bounds the whole recovery,
+                // waits for a slot after a delay included.
+                Some(d) => tokio::time::timeout_at(d, recovering)
+                    .await
+                    .unwrap_or_else(|_| {
+                        RecoveryResult::failure(
+                            RecoveryAction::None,
+                            format!(
+                                "the recovery deadline passed while {} was at work; it was stopped",
+                                registered.name.id
+                            ),
+                        )
+                        .with_continue_recovery(false)
+                    }),
+                None => recovering.await,
+            };
             let ended = Instant::now();
             if result.recovery_duration.is_zero() {
                 result.recovery_duration = ended - started;

@@ -342,8 +342,10 @@ async fn futures_poll_once<F: std::future::Future + Unpin>(f: F) -> Option<F::Ou
     tokio::time::timeout(Duration::from_millis(1), f).await.ok()
 }
 
+/// The deadline bounds the whole recovery: a strategy still at work when it passes is stopped,
+/// and no other starts.
 #[tokio::test(start_paused = true)]
-async fn no_strategy_starts_after_the_deadline() {
+async fn the_deadline_stops_a_strategy_at_work_and_starts_no_other() {
     let m = manager();
     m.add_strategy(Arc::new(Scripted {
         delay: Duration::from_secs(2),
@@ -354,9 +356,25 @@ async fn no_strategy_starts_after_the_deadline() {
     let log = Arc::new(Log::default());
     let request = RecoveryRequest::new(log.clone(), comm())
         .with_deadline(Instant::now() + Duration::from_secs(1));
+    let started = Instant::now();
     let r = m.recover_with(request).await.unwrap();
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(1),
+        "returned at the deadline"
+    );
     assert!(!r.success);
-    assert_eq!(*log.ran.lock().unwrap(), ["first"]);
+    assert!(!r.continue_recovery);
+    assert!(
+        r.action_taken
+            .contains("deadline passed while first was at work"),
+        "{}",
+        r.action_taken
+    );
+    assert!(
+        log.ran.lock().unwrap().is_empty(),
+        "first was stopped mid-work and second never started"
+    );
 
     let past = RecoveryRequest::new(log.clone(), comm()).with_deadline(Instant::now());
     let e = m.recover_with(past).await.unwrap_err();
