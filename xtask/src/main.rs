@@ -4,6 +4,7 @@
 
 mod bench;
 mod cmd;
+mod soak;
 mod tidy;
 
 use std::process::ExitCode;
@@ -14,12 +15,16 @@ usage: cargo xtask <task> [args]
 tasks:
   test                   fmt check, clippy -D warnings, tidy checks, every test and doctest of the
                          workspace, the manager's feature combinations (tests for each alone, a
-                         build of all 16), the umbrella's features, a short crash test
+                         build of all 16), the umbrella's features, a short crash test, the
+                         short soak (16 seeds x 1 simulated day) and the throughput check
   proptest [--cases N]   only the property tests (names prop_*), N cases each (default 1000), release mode
   bench [--quick] [F]    criterion benches (optionally only those matching F), then the table of ratios
   crash-test [--iterations N]
                          kill a checkpoint writer N times (default 200) and check no checkpoint is torn or lost
   drill [ARGS]           run the chaos drill (release) with ARGS
+  soak [--seeds N] [--days D]
+                         N seeds (default 16) of D simulated days (default 1) of the drill's
+                         simulation mode, in parallel; one line per failing seed
   ci                     what CI runs: the same as `test`
 ";
 
@@ -35,6 +40,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "crash-test" => crash_test(rest),
         "drill" => drill(rest),
+        "soak" => soak::parse(rest).and_then(|s| soak::run(&s)),
         "tidy" => tidy::run(),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
@@ -122,6 +128,10 @@ fn test() -> cmd::Result {
     if has_crash_test() {
         crash_test(&["--iterations".into(), "20".into()])?;
     }
+    // The short soak: 16 simulated days, every invariant checked after every event, and the
+    // default workload's throughput with faults against the same workload without.
+    soak::run(&soak::Soak::short())?;
+    soak::throughput_check()?;
     Ok(())
 }
 

@@ -157,12 +157,13 @@ impl BackoffConfig {
 }
 
 /// `min(initial × multiplier^n, max)`, computed in floating-point nanoseconds so that it neither
-/// overflows nor panics.
+/// overflows nor panics. The power is `libm`'s, the same on every platform (the standard
+/// library's `powf` is the platform's), so a seeded simulation replays alike on any machine.
 pub(crate) fn exponential(initial: Duration, max: Duration, multiplier: f64, n: u32) -> Duration {
     if initial.is_zero() {
         return Duration::ZERO;
     }
-    let factor = multiplier.powf(f64::from(n));
+    let factor = libm::pow(multiplier, f64::from(n));
     if factor == 1.0 {
         return initial.min(max);
     }

@@ -3,8 +3,8 @@
 use std::iter::FusedIterator;
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::config::{BackoffConfig, exponential, nanos_to_duration};
 use crate::jitter::{Jitter, clamp_factor};
@@ -41,7 +41,7 @@ pub struct Backoff {
     next: u32,
     end: u32,
     prev: Duration,
-    rng: Option<SmallRng>,
+    rng: Option<Xoshiro256PlusPlus>,
 }
 
 impl Backoff {
@@ -89,9 +89,10 @@ impl Backoff {
     }
 
     /// The same schedule, drawing its random numbers from a generator seeded with `seed`, so that
-    /// it yields the same delays every time (tests, reproducible drills).
+    /// it yields the same delays every time, on every platform (Xoshiro256++, a named
+    /// algorithm: tests, simulations that replay).
     pub fn with_seed(mut self, seed: u64) -> Self {
-        self.rng = Some(SmallRng::seed_from_u64(seed));
+        self.rng = Some(Xoshiro256PlusPlus::seed_from_u64(seed));
         self
     }
 
@@ -108,7 +109,7 @@ impl Backoff {
     /// A uniform number in `[0, 1)`, creating the generator on first use.
     fn unit(&mut self) -> f64 {
         self.rng
-            .get_or_insert_with(|| SmallRng::from_rng(&mut rand::rng()))
+            .get_or_insert_with(|| Xoshiro256PlusPlus::from_rng(&mut rand::rng()))
             .random::<f64>()
     }
 

@@ -48,6 +48,8 @@ pub struct CheckpointRecoveryStrategy {
     config: CheckpointConfig,
     /// The payload size of the last checkpoint created, to size the next one's buffer.
     last_payload_len: AtomicUsize,
+    /// Encode and decode on tokio's blocking pool (the default), or on the calling task.
+    codec_on_blocking_pool: bool,
 }
 
 impl fmt::Debug for CheckpointRecoveryStrategy {
@@ -69,6 +71,7 @@ impl Default for CheckpointRecoveryStrategy {
             store: Arc::new(MemoryStore::new()),
             config: CheckpointConfig::default(),
             last_payload_len: AtomicUsize::new(0),
+            codec_on_blocking_pool: true,
         }
     }
 }
@@ -109,7 +112,18 @@ impl CheckpointRecoveryStrategy {
             store,
             config,
             last_payload_len: AtomicUsize::new(0),
+            codec_on_blocking_pool: true,
         })
+    }
+
+    /// The same strategy encoding and decoding on the task that creates or restores a
+    /// checkpoint, instead of on tokio's blocking pool. The blocking pool keeps a large state's
+    /// codec off the runtime's threads (the default); the calling task makes the order of
+    /// events independent of thread timing, which a deterministic simulation needs. For small
+    /// states either is fine.
+    pub fn with_codec_on_calling_task(mut self) -> Self {
+        self.codec_on_blocking_pool = false;
+        self
     }
 
     /// The store.
@@ -141,10 +155,12 @@ impl CheckpointRecoveryStrategy {
         // little is still written without the buffer moving.
         let last = self.last_payload_len.load(Ordering::Relaxed);
         let capacity = last.saturating_add(last / 8);
-        let payload = blocking("encode", move || {
-            Codec::CURRENT.encode_with_capacity(&state, capacity)
-        })
-        .await?;
+        let encode = move || Codec::CURRENT.encode_with_capacity(&state, capacity);
+        let payload = if self.codec_on_blocking_pool {
+            blocking("encode", encode).await?
+        } else {
+            encode()?
+        };
         self.last_payload_len
             .store(payload.len(), Ordering::Relaxed);
         let info = self.store.put(Codec::CURRENT, payload).await?;
@@ -185,7 +201,8 @@ impl CheckpointRecoveryStrategy {
         let (checkpoint, state, skipped) = match id {
             Some(id) => {
                 let checkpoint = self.store.get(id).await?;
-                let (checkpoint, state) = decode::<T::State>(checkpoint).await?;
+                let (checkpoint, state) =
+                    decode::<T::State>(checkpoint, self.codec_on_blocking_pool).await?;
                 (checkpoint, state, Vec::new())
             }
             None => self.newest_valid::<T::State>().await?,
@@ -226,7 +243,7 @@ impl CheckpointRecoveryStrategy {
         let mut skipped = Vec::new();
         for info in listed {
             let loaded = match self.store.get(info.id).await {
-                Ok(checkpoint) => decode::<S>(checkpoint).await,
+                Ok(checkpoint) => decode::<S>(checkpoint, self.codec_on_blocking_pool).await,
                 Err(e) => Err(e),
             };
             match loaded {
@@ -238,14 +255,23 @@ impl CheckpointRecoveryStrategy {
     }
 }
 
-/// Decode a checkpoint's payload off the async threads; hand the checkpoint back without it.
-async fn decode<S>(mut checkpoint: Checkpoint) -> Result<(Checkpoint, S), CheckpointError>
+/// Decode a checkpoint's payload (off the async threads if `on_pool`); hand the checkpoint
+/// back without it.
+async fn decode<S>(
+    mut checkpoint: Checkpoint,
+    on_pool: bool,
+) -> Result<(Checkpoint, S), CheckpointError>
 where
     S: serde::de::DeserializeOwned + Send + 'static,
 {
     let payload = std::mem::take(&mut checkpoint.payload);
     let codec = checkpoint.codec;
-    let state = blocking("decode", move || codec.decode::<S>(&payload)).await?;
+    let decode = move || codec.decode::<S>(&payload);
+    let state = if on_pool {
+        blocking("decode", decode).await?
+    } else {
+        decode()?
+    };
     Ok((checkpoint, state))
 }
 

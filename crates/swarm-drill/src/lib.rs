@@ -27,6 +27,7 @@ pub mod executor;
 pub mod faults;
 pub mod pressure;
 pub mod report;
+pub mod sim;
 
 mod drill;
 

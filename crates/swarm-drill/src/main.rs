@@ -66,6 +66,30 @@ struct Cli {
     /// Tasks in flight at once.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     in_flight: u32,
+    /// Simulation mode: the whole swarm on one thread on a paused clock, every source of
+    /// randomness from `--seed`; a simulated day costs seconds, and a seed replays exactly.
+    /// Uses `--agents` (default 16 here), `--days`, `--utilisation`, `--median-task`.
+    #[arg(long)]
+    simulate: bool,
+    /// Simulated days (simulation mode).
+    #[arg(long, default_value_t = 1.0, requires = "simulate")]
+    days: f64,
+    /// The share of the agents' time the workload asks for (simulation mode).
+    #[arg(long, default_value_t = 0.7, requires = "simulate")]
+    utilisation: f64,
+    /// The median task length, log-normal (simulation mode).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration, requires = "simulate")]
+    median_task: Duration,
+    /// Stop just before this event, printing the last events (simulation mode; with
+    /// `RUST_LOG=swarm_drill::sim=debug` every event is traced).
+    #[arg(long, value_name = "EVENT", requires = "simulate")]
+    until: Option<u64>,
+    /// Skip the fault-free run of the same workload (simulation mode; the soak skips it).
+    #[arg(long, requires = "simulate")]
+    no_baseline: bool,
+    /// A scenario instead of the drill: `metastable` runs the metastable-failure experiment.
+    #[arg(long, value_name = "NAME", value_parser = ["metastable"])]
+    scenario: Option<String>,
 }
 
 fn rate(s: &str) -> Result<f64, String> {
@@ -129,7 +153,92 @@ fn main() -> ExitCode {
     }
 }
 
+/// The simulation mode.
+fn simulate(cli: &Cli) -> Result<bool, DrillError> {
+    let agents_given = std::env::args().any(|a| a == "--agents" || a.starts_with("--agents="));
+    let options = swarm_drill::sim::SimOptions {
+        seed: cli.seed,
+        days: cli.days,
+        agents: if agents_given {
+            cli.agents as usize
+        } else {
+            16
+        },
+        utilisation: cli.utilisation,
+        median_task: cli.median_task,
+        until_event: cli.until,
+        ..swarm_drill::sim::SimOptions::default()
+    };
+    let report = swarm_drill::sim::simulate(&options, !cli.no_baseline && cli.until.is_none())
+        .map_err(DrillError::Usage)?;
+    print!("{}", report.table());
+    println!("{}", report.last_line());
+    if let Some(path) = &cli.json {
+        write_json(path, &report)?;
+    }
+    Ok(report.passed() || cli.until.is_some())
+}
+
+/// The metastable-failure experiment: a sweep of the cut's length, with and without the
+/// retry budget.
+fn metastable() -> bool {
+    use swarm_drill::sim::metastable::sweep;
+    println!(
+        "metastable-failure experiment: capacity 1000/s, load 0.8, timeout 1 s, 4 immediate resends, capacity cut to 0.2\n"
+    );
+    println!(
+        "  cut   without budget: seconds < 50 % of the first 60 | with budget: back to 95 % after"
+    );
+    let cuts: Vec<Duration> = [1, 2, 3, 4, 6]
+        .into_iter()
+        .map(Duration::from_secs)
+        .collect();
+    let mut shown = false;
+    for (cut, without, with) in sweep(&cuts) {
+        let back = with
+            .back_to_95_after
+            .map_or("never".to_owned(), |d| format!("{} s", d.as_secs()));
+        println!(
+            "  {:>2} s  {:>46} | {back}",
+            cut.as_secs(),
+            without.seconds_below_half_in_first_minute
+        );
+        if cut == Duration::from_secs(2) {
+            shown = without.seconds_below_half_in_first_minute >= 60
+                && with
+                    .back_to_95_after
+                    .is_some_and(|d| d <= Duration::from_secs(10));
+        }
+    }
+    println!(
+        "\nmetastable: at a 2 s cut, without a budget the system {}",
+        if shown {
+            "stays below 50 % goodput for 60 s; with the retry budget it is back to 95 % within 10 s"
+        } else {
+            "did not behave as expected"
+        }
+    );
+    shown
+}
+
+fn write_json<T: serde::Serialize>(path: &std::path::Path, report: &T) -> Result<(), DrillError> {
+    let text = serde_json::to_string_pretty(report)
+        .map_err(|e| DrillError::Setup(format!("cannot encode the report: {e}")))?;
+    std::fs::write(path, text).map_err(|e| {
+        DrillError::Setup(format!(
+            "cannot write the report to {}: {e}",
+            path.display()
+        ))
+    })
+}
+
 fn drill(cli: Cli) -> Result<bool, DrillError> {
+    if cli.scenario.as_deref() == Some("metastable") {
+        return Ok(metastable());
+    }
+    if cli.simulate {
+        return simulate(&cli);
+    }
     let settings = match &cli.config {
         Some(path) => RecoverySettings::load(path).map_err(|e| DrillError::Usage(e.to_string()))?,
         None => drill_settings(),
@@ -186,14 +295,7 @@ fn drill(cli: Cli) -> Result<bool, DrillError> {
         print!("{}", report.table());
         println!("{}", report.last_line());
         if let Some(path) = &cli.json {
-            let text = serde_json::to_string_pretty(&report)
-                .map_err(|e| DrillError::Setup(format!("cannot encode the report: {e}")))?;
-            std::fs::write(path, text).map_err(|e| {
-                DrillError::Setup(format!(
-                    "cannot write the report to {}: {e}",
-                    path.display()
-                ))
-            })?;
+            write_json(path, &report)?;
         }
         Ok(report.passed())
     })

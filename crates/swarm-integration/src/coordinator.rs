@@ -39,6 +39,8 @@ pub struct SwarmCoordinator {
     retry_after: Duration,
     /// The coordinator's restartable components (`agent_protocol`, `task_scheduler`).
     pub(crate) supervisor: Supervisor,
+    checks: Checks,
+    started: Instant,
 }
 
 /// How to build a [`SwarmCoordinator`] beyond its config and executor.
@@ -48,6 +50,31 @@ pub struct CoordinatorOptions {
     /// Draw task and agent ids from a generator seeded with this, so that a run replays
     /// exactly (simulations); random v4 uuids without.
     pub id_seed: Option<u64>,
+    /// Check every invariant ([`SwarmCoordinator::audit`]) after every transition, and keep
+    /// the first violation ([`SwarmCoordinator::first_violation`]). For simulations and tests:
+    /// it costs a pass over the agents and the runs per transition, and one over the task
+    /// table and the waiting callers after every transition while the table holds at most 128
+    /// tasks, after one in every ⌈tasks / 128⌉ past that.
+    pub check_invariants: bool,
+}
+
+/// An invariant found broken after a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The transition after which it was found (counting from 1).
+    pub transition: u64,
+    /// When, on tokio's clock, since the coordinator started.
+    pub at: Duration,
+    /// What is broken.
+    pub problems: Vec<String>,
+}
+
+/// The invariant checks of [`CoordinatorOptions::check_invariants`].
+#[derive(Debug, Default)]
+struct Checks {
+    enabled: bool,
+    transitions: std::sync::atomic::AtomicU64,
+    first: Mutex<Option<Violation>>,
 }
 
 impl SwarmCoordinator {
@@ -84,15 +111,43 @@ impl SwarmCoordinator {
         options: CoordinatorOptions,
     ) -> SwarmResult<Arc<Self>> {
         config.validate()?;
+        let ids = options.id_seed.map_or(IdSource::Random, IdSource::seeded);
+        let state = SwarmState::new(config, ids, Instant::now());
+        Self::build(state, executor, recovery_manager, &options)
+    }
+
+    /// A coordinator for a new process, rebuilt from `checkpoint` (taken by the one before,
+    /// which crashed): its agents, unfinished tasks, configuration, trust, events and metadata.
+    /// Its agents must keep sending heartbeats to stay healthy; its counters start over.
+    ///
+    /// # Errors
+    ///
+    /// As [`with_manager`](Self::with_manager), for the checkpoint's configuration.
+    pub fn from_checkpoint(
+        checkpoint: SwarmCheckpoint,
+        executor: Arc<dyn AgentExecutor>,
+        recovery_manager: Arc<RecoveryManager<SwarmCoordinator>>,
+        options: CoordinatorOptions,
+    ) -> SwarmResult<Arc<Self>> {
+        let ids = options.id_seed.map_or(IdSource::Random, IdSource::seeded);
+        let state = SwarmState::adopt(checkpoint, ids, Instant::now())?;
+        Self::build(state, executor, recovery_manager, &options)
+    }
+
+    fn build(
+        state: SwarmState,
+        executor: Arc<dyn AgentExecutor>,
+        recovery_manager: Arc<RecoveryManager<SwarmCoordinator>>,
+        options: &CoordinatorOptions,
+    ) -> SwarmResult<Arc<Self>> {
         if let Some(healing) = recovery_manager.healing_strategy() {
             healing
                 .restrict_components(components::NAMES)
                 .map_err(|e| SwarmError::InvalidConfiguration(e.to_string()))?;
         }
-        let ids = options.id_seed.map_or(IdSource::Random, IdSource::seeded);
         let coordinator = Arc::new_cyclic(|me: &Weak<Self>| Self {
             me: me.clone(),
-            state: Mutex::new(SwarmState::new(config, ids, Instant::now())),
+            state: Mutex::new(state),
             executor,
             monitor: recovery_manager.resource_monitor(),
             retry_after: recovery_manager
@@ -100,8 +155,14 @@ impl SwarmCoordinator {
                 .map_or(RETRY_AFTER, |s| s.policy().retry_after),
             supervisor: components::supervisor(me.clone()),
             recovery_manager,
+            checks: Checks {
+                enabled: options.check_invariants,
+                ..Checks::default()
+            },
+            started: Instant::now(),
         });
         coordinator.recovery_manager.attach(&coordinator);
+        coordinator.transition(|_, _| ());
         Ok(coordinator)
     }
 
@@ -125,11 +186,55 @@ impl SwarmCoordinator {
     /// the resource monitor.
     pub(crate) fn transition<R>(&self, f: impl FnOnce(&mut SwarmState, Instant) -> R) -> R {
         let mut state = self.lock();
-        let out = f(&mut state, Instant::now());
+        let now = Instant::now();
+        let out = f(&mut state, now);
         self.monitor
             .set_active_connections(state.agents.len() as u64);
         self.monitor.set_active_tasks(state.runs.len() as u64);
+        if self.checks.enabled {
+            let n = self
+                .checks
+                .transitions
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            // The scans of the task table and the waiting callers are the part that grows with
+            // a backlog: past 128 tasks they run after one transition in every ⌈tasks / 128⌉,
+            // so a check costs about the same whatever the backlog; the rest is checked after
+            // every transition.
+            let every = state.tasks.len() / 128 + 1;
+            let problems = state.audit_scanning(n % every as u64 == 0);
+            if !problems.is_empty() {
+                let mut first = self
+                    .checks
+                    .first
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                first.get_or_insert(Violation {
+                    transition: n,
+                    at: now.saturating_duration_since(self.started),
+                    problems,
+                });
+            }
+        }
         out
+    }
+
+    /// How many transitions had their invariants checked (with
+    /// [`CoordinatorOptions::check_invariants`]).
+    pub fn invariant_checks(&self) -> u64 {
+        self.checks
+            .transitions
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The first invariant found broken after a transition, if any (with
+    /// [`CoordinatorOptions::check_invariants`]).
+    pub fn first_violation(&self) -> Option<Violation> {
+        self.checks
+            .first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Read the state under the lock.

@@ -95,7 +95,7 @@ mod state;
 
 pub use components::NAMES as COMPONENTS;
 pub use config::{ADJUSTABLE_KEYS, MAX_COUNT, SwarmConfig};
-pub use coordinator::{CoordinatorOptions, SwarmCoordinator};
+pub use coordinator::{CoordinatorOptions, SwarmCoordinator, Violation};
 pub use executor::{AgentExecutor, Heartbeats, Probe, RunContext};
 pub use model::{
     AgentInfo, AgentSpec, AgentStatus, SwarmCheckpoint, SwarmEvent, SwarmEventKind, TaskInfo,

@@ -22,8 +22,10 @@ impl SwarmCoordinator {
     /// - Only an effect is progress: a recovery that changed nothing
     ///   ([`RecoveryResult::no_change`](recovery_core::RecoveryResult::no_change)) or failed
     ///   ends the loop.
-    /// - At most `max_recovery_rounds` rounds and `recovery_time_limit_secs` in all (the
-    ///   manager is given the same deadline), so every call returns.
+    /// - At most `max_recovery_rounds` rounds and `recovery_time_limit_secs` in all: a run or a
+    ///   wait for one still going at the deadline is stopped, and the manager is given the same
+    ///   deadline (it stops a strategy still at work then), so every call returns within the
+    ///   limit.
     /// - A second caller of a task that is running waits for that run's end instead of
     ///   failing or recovering; "already running" is never an error a strategy sees.
     /// - A speculative task while the level pauses speculative work returns `Overloaded` and
@@ -34,6 +36,7 @@ impl SwarmCoordinator {
     /// `TaskFailed` with the reason once the task has failed for good; `TaskNotFound`;
     /// `Overloaded` for deferred speculative work.
     pub async fn execute_task_with_recovery(&self, task_id: TaskId) -> SwarmResult<Vec<u8>> {
+        let _interest = self.interest(task_id);
         let config = self.config();
         let limit = self.retry_limit();
         let deadline = Instant::now() + config.recovery_time_limit();
@@ -42,7 +45,17 @@ impl SwarmCoordinator {
         let mut tried: Vec<String> = Vec::new();
         let mut last_error = None;
         for _round in 0..config.max_recovery_rounds {
-            let error = match self.execute_task(task_id).await {
+            let Ok(run) = tokio::time::timeout_at(deadline, self.execute_task(task_id)).await
+            else {
+                let reason = format!(
+                    "out of time (recovery_time_limit_secs {}) while waiting for a run, after {} round(s) ({})",
+                    config.recovery_time_limit_secs,
+                    tried.len(),
+                    tried.join("; ")
+                );
+                return self.give_up(task_id, reason);
+            };
+            let error = match run {
                 Ok(output) => return Ok(output),
                 Err(e @ (SwarmError::TaskFailed { .. } | SwarmError::TaskNotFound(_))) => {
                     return Err(e);
@@ -56,7 +69,7 @@ impl SwarmCoordinator {
                     .recover_from_error(error.clone(), Some(task_id), self.last_agent_of(task_id))
                     .await;
                 let action = result.map_or_else(|e| e.to_string(), |r| r.action_taken);
-                return Err(self.give_up(task_id, format!("not recoverable: {error} ({action})")));
+                return self.give_up(task_id, format!("not recoverable: {error} ({action})"));
             }
             if let Some(outcome) = self.task(task_id).as_ref().and_then(settled) {
                 return outcome;
@@ -98,7 +111,7 @@ impl SwarmCoordinator {
                     tried.len(),
                     tried.join("; ")
                 );
-                return Err(self.give_up(task_id, reason));
+                return self.give_up(task_id, reason);
             }
             last_error = Some(error);
             // The recovery fixed what was around the task; running it again is a retry.
@@ -111,15 +124,16 @@ impl SwarmCoordinator {
             tried.join("; "),
             last_error.map_or("none".to_owned(), |e| e.to_string())
         );
-        Err(self.give_up(task_id, reason))
+        self.give_up(task_id, reason)
     }
 
-    /// Fail `task` with `reason` and return the error its callers get.
-    fn give_up(&self, task: TaskId, reason: String) -> SwarmError {
+    /// Fail `task` with `reason` and return what its callers get: if another caller's run
+    /// settled the task first, that outcome (every caller of a task gets the same answer).
+    fn give_up(&self, task: TaskId, reason: String) -> SwarmResult<Vec<u8>> {
         self.fail_task(task, reason.clone());
-        match self.task(task).map(|t| t.state) {
-            Some(TaskState::Failed { reason }) => SwarmError::TaskFailed { task, reason },
-            _ => SwarmError::TaskFailed { task, reason },
+        match self.task(task).as_ref().and_then(settled) {
+            Some(outcome) => outcome,
+            None => Err(SwarmError::TaskFailed { task, reason }),
         }
     }
 

@@ -8,7 +8,11 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::coordinator::SwarmCoordinator;
-use crate::executor::{Heartbeats, RunContext};
+use crate::executor::{Heartbeats, Probe, RunContext};
+
+/// How long the probe of an agent whose run lost its connection may take; no answer in that
+/// time decides nothing.
+const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 use crate::state::{Begin, RunEnd, RunId, RunOutcome, RunTicket, WaiterId, Wake};
 
 /// Gives a queued caller's place back if its future is dropped while it waits, and a run it
@@ -55,6 +59,20 @@ impl Drop for RunGuard<'_> {
     }
 }
 
+/// A caller waiting for a task's outcome: while it lives, the task stays in the table (even
+/// finished, past the retention), so the caller finds its outcome.
+pub(crate) struct Interest<'a> {
+    coordinator: &'a SwarmCoordinator,
+    task: TaskId,
+}
+
+impl Drop for Interest<'_> {
+    fn drop(&mut self) {
+        let task = self.task;
+        self.coordinator.transition(|s, _| s.leave(task));
+    }
+}
+
 /// Heartbeats reported by a run, recorded in the coordinator.
 struct Beats<'a>(&'a SwarmCoordinator);
 
@@ -82,6 +100,7 @@ impl SwarmCoordinator {
     /// work (the task stays accepted); `TaskFailed` once the task has failed for good;
     /// `TaskNotFound`.
     pub async fn execute_task(&self, task_id: TaskId) -> SwarmResult<Vec<u8>> {
+        let _interest = self.interest(task_id);
         let wait_limit = self.read(|s| s.config.task_timeout());
         let deadline = Instant::now() + wait_limit;
         loop {
@@ -144,8 +163,21 @@ impl SwarmCoordinator {
         }
     }
 
+    /// Keep `task` in the table for this caller until the returned guard drops.
+    pub(crate) fn interest(&self, task: TaskId) -> Interest<'_> {
+        self.transition(|s, _| s.enter(task));
+        Interest {
+            coordinator: self,
+            task,
+        }
+    }
+
     /// Carry out a run the state started: the executor's call under the task timeout, stopped
-    /// early if the run is told to stop, then its end handed back.
+    /// early if the run is told to stop, then its end handed back. A run that ends with a
+    /// `CommunicationError` has its agent probed ([`AgentExecutor::probe`](crate::AgentExecutor::probe),
+    /// at most 5 s) before the agent is free again: one that is dead is declared failed (its
+    /// next heartbeat revives it), so that a crashed agent does not take and fail every task
+    /// dispatched to it until its heartbeats time out.
     async fn carry_out(&self, ticket: RunTicket) -> SwarmResult<Vec<u8>> {
         let mut guard = RunGuard {
             coordinator: self,
@@ -168,8 +200,23 @@ impl SwarmCoordinator {
                 Err(_) => RunOutcome::TimedOut(timeout),
             },
         };
+        // A lost connection may be a dead agent, which would refuse every run dispatched to it
+        // until its heartbeats time out: ask it before it takes another.
+        let dead = matches!(
+            outcome,
+            RunOutcome::Error(SwarmError::CommunicationError(_))
+        ) && matches!(
+            tokio::time::timeout(PROBE_LIMIT, self.executor.probe(&ticket.agent)).await,
+            Ok(Probe::Dead(_))
+        );
         guard.armed = false;
-        let finished = self.transition(|s, now| s.finish_run(ticket.id(), outcome, now));
+        let agent = ticket.agent.id;
+        let finished = self.transition(|s, now| {
+            if dead {
+                let _ = s.declare_agent_failed(agent, now);
+            }
+            s.finish_run(ticket.id(), outcome, now)
+        });
         if let Some(w) = finished.watchers {
             w.notify_waiters();
         }

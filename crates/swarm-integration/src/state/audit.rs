@@ -1,9 +1,5 @@
 //! The invariants, checked against the tables.
 
-use std::collections::HashMap;
-
-use recovery_core::{AgentId, TaskId};
-
 use super::SwarmState;
 use crate::model::{AgentStatus, TaskState};
 
@@ -17,16 +13,25 @@ impl SwarmState {
     /// - The idle pool holds exactly the idle agents that run nothing; the healthy counts agree.
     /// - No task lost: `submitted = completed + failed + unfinished`, and `unfinished` is the
     ///   number of unfinished tasks in the table.
-    /// - Memory within limits: finished tasks in the table at most `finished_retention`, events
+    /// - No caller waits in the queue for a task that is running or finished (it would wait
+    ///   for nothing, and find the outcome gone).
+    /// - Memory within limits: finished tasks in the table at most `finished_retention` (plus
+    ///   those kept for callers still waiting for their outcome), events
     ///   at most `recent_events`, outcomes at most `outcome_log`, waiters at most the unfinished
     ///   tasks times the callers of each (here: checked against the unfinished tasks, as each
     ///   caller waits for one task).
     pub(crate) fn audit(&self) -> Vec<String> {
+        self.audit_scanning(true)
+    }
+
+    /// [`audit`](Self::audit), with the scans of every task in the table and every waiting
+    /// caller only if `scan_tasks` (without it, the finished tasks are counted from the table's
+    /// size and the counter).
+    pub(crate) fn audit_scanning(&self, scan_tasks: bool) -> Vec<String> {
         let mut problems = Vec::new();
-        let mut holders: HashMap<TaskId, Vec<AgentId>> = HashMap::new();
+        // An agent holding a task must be the one its run is on, so no task is held twice.
         for a in self.agents.values() {
             if let Some(t) = a.current_task {
-                holders.entry(t).or_default().push(a.id);
                 match self.runs.get(&t) {
                     Some(run) if run.agent == a.id => {}
                     _ => problems.push(format!(
@@ -69,11 +74,6 @@ impl SwarmState {
                 self.healthy.count(&None)
             ));
         }
-        for (task, agents) in &holders {
-            if agents.len() > 1 {
-                problems.push(format!("task {task} runs on {} agents", agents.len()));
-            }
-        }
         for (task, run) in &self.runs {
             match self.tasks.get(task) {
                 None => problems.push(format!("run of task {task}, which is not in the table")),
@@ -94,21 +94,26 @@ impl SwarmState {
                 }
             }
         }
-        let mut unfinished = 0u64;
-        let mut finished = 0usize;
-        for t in self.tasks.values() {
-            if t.state.is_terminal() {
-                finished += 1;
-            } else {
-                unfinished += 1;
-            }
-            if let TaskState::Running { .. } = t.state {
-                if !self.runs.contains_key(&t.id) {
-                    problems.push(format!("task {} is running with no run in flight", t.id));
+        let s = &self.stats;
+        let (mut unfinished, mut finished) = (
+            s.unfinished,
+            self.tasks.len().saturating_sub(s.unfinished as usize),
+        );
+        if scan_tasks {
+            (unfinished, finished) = (0, 0);
+            for t in self.tasks.values() {
+                if t.state.is_terminal() {
+                    finished += 1;
+                } else {
+                    unfinished += 1;
+                }
+                if let TaskState::Running { .. } = t.state {
+                    if !self.runs.contains_key(&t.id) {
+                        problems.push(format!("task {} is running with no run in flight", t.id));
+                    }
                 }
             }
         }
-        let s = &self.stats;
         if unfinished != s.unfinished {
             problems.push(format!(
                 "{unfinished} unfinished tasks in the table, the counter says {}",
@@ -121,17 +126,35 @@ impl SwarmState {
                 s.submitted, s.completed, s.failed, s.unfinished
             ));
         }
-        if finished > self.config.finished_retention {
+        if finished > self.config.finished_retention + self.pinned.len() {
             problems.push(format!(
-                "{finished} finished tasks kept, finished_retention is {}",
-                self.config.finished_retention
+                "{finished} finished tasks kept, finished_retention is {} and {} stay for their callers",
+                self.config.finished_retention,
+                self.pinned.len()
             ));
         }
-        if finished != self.finished.len() {
+        if finished != self.finished.len() + self.pinned.len() {
             problems.push(format!(
-                "{finished} finished tasks in the table, {} in the retention queue",
-                self.finished.len()
+                "{finished} finished tasks in the table, {} in the retention queue and {} kept for their callers",
+                self.finished.len(),
+                self.pinned.len()
             ));
+        }
+        for task in &self.pinned {
+            if !self.callers.contains_key(task) {
+                problems.push(format!("task {task} is kept for callers it does not have"));
+            }
+        }
+        for task in self.waiters.tasks().filter(|_| scan_tasks) {
+            match self.tasks.get(&task) {
+                Some(t) if t.state.is_terminal() => problems.push(format!(
+                    "a caller waits for an agent for task {task}, which is finished"
+                )),
+                Some(_) if self.runs.contains_key(&task) => problems.push(format!(
+                    "a caller waits for an agent for task {task}, which is running"
+                )),
+                _ => {}
+            }
         }
         if self.events.len() > self.config.recent_events {
             problems.push(format!(

@@ -152,6 +152,57 @@ impl SwarmState {
         Ok(Restored { watchers })
     }
 
+    /// A coordinator's state rebuilt from `checkpoint` by a new process (after the old one
+    /// crashed): its agents (each as it was, busy ones idle, with a fresh heartbeat: they must
+    /// keep sending heartbeats to stay healthy), its unfinished tasks (a running one waiting
+    /// again, preferring its agent), configuration, trust, events and metadata. The counters
+    /// start over: the adopted tasks are the ones submitted.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidConfiguration` if the checkpoint's configuration does not validate.
+    pub(crate) fn adopt(
+        checkpoint: SwarmCheckpoint,
+        ids: crate::ids::IdSource,
+        now: Instant,
+    ) -> Result<Self, SwarmError> {
+        checkpoint.config.validate()?;
+        let mut state = SwarmState::new(checkpoint.config.clone(), ids, now);
+        for (id, mut a) in checkpoint.agents {
+            a.current_task = None;
+            if a.status == AgentStatus::Busy {
+                a.status = AgentStatus::Idle;
+            }
+            state.heartbeats.insert(id, now);
+            state.agents.insert(id, a);
+        }
+        for (id, trust) in checkpoint.trust_scores {
+            if state.agents.contains_key(&id) {
+                state.trust.insert(id, trust);
+            }
+        }
+        let mut tasks: Vec<TaskInfo> = checkpoint
+            .tasks
+            .into_values()
+            .filter(|t| !t.state.is_terminal())
+            .collect();
+        tasks.sort_by_key(|t| t.sequence);
+        for mut t in tasks {
+            if let TaskState::Running { agent, .. } = t.state {
+                t.state = TaskState::Assigned { agent };
+            }
+            t.sequence = state.next_sequence;
+            state.next_sequence += 1;
+            state.stats.submitted += 1;
+            state.stats.unfinished += 1;
+            state.tasks.insert(t.id, t);
+        }
+        state.events = checkpoint.recent_events.into();
+        state.metadata = checkpoint.metadata;
+        state.rebuild_indexes();
+        Ok(state)
+    }
+
     /// Rebuild the idle pool and the healthy counts from the agents.
     pub(crate) fn rebuild_indexes(&mut self) {
         self.idle.clear();

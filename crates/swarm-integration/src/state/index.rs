@@ -3,9 +3,7 @@
 //! capability their task needs (highest priority, then oldest, first).
 
 use std::cmp::Reverse;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use recovery_core::{AgentId, Priority, TaskId};
@@ -16,9 +14,10 @@ use super::RunTicket;
 /// What an agent or a task is matched on: a capability, or none (any agent will do).
 pub(crate) type Key = Option<String>;
 
-/// A map with a fixed hasher: the same operations iterate in the same order on every run, so a
-/// simulation replays exactly.
-pub(crate) type Map<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+/// A map with a fixed, fast hasher: the same operations iterate in the same order on every run,
+/// so a simulation replays exactly. The keys are ids the coordinator made itself, so there are
+/// no hostile keys to defend against.
+pub(crate) type Map<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
 
 /// Trust scores are kept in hundredths (they move by 0.01, 0.05 and 0.2 from 0.5), so the most
 /// trusted idle agent is the top of one of 101 buckets.
@@ -307,6 +306,11 @@ impl Waiters {
             .get(&task)
             .map(|ids| ids.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// The tasks with waiters.
+    pub(crate) fn tasks(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.by_task.keys().copied()
     }
 
     /// Every waiter.

@@ -203,6 +203,8 @@ pub struct CoordinatorStats {
     pub failed: u64,
     /// Tasks neither completed nor failed.
     pub unfinished: u64,
+    /// Agents registered.
+    pub agents: u64,
     /// Runs in flight.
     pub running: u64,
     /// Callers waiting for an agent or a run slot.
@@ -234,6 +236,11 @@ pub(crate) struct SwarmState {
     finished: VecDeque<(TaskId, Instant)>,
     /// Tasks that left the table, newest last (at most `outcome_log`).
     outcomes: VecDeque<FinishedTask>,
+    /// Callers in `execute_task` or `execute_task_with_recovery`, by task: a finished task
+    /// with callers stays in the table until the last one has its outcome.
+    callers: Map<TaskId, u32>,
+    /// Finished tasks past the retention that stay for their callers.
+    pinned: std::collections::BTreeSet<TaskId>,
     pub(crate) events: VecDeque<SwarmEvent>,
     pub(crate) metadata: BTreeMap<String, String>,
     heartbeats: Map<AgentId, Instant>,
@@ -262,6 +269,8 @@ impl SwarmState {
             tasks: Map::default(),
             finished: VecDeque::new(),
             outcomes: VecDeque::new(),
+            callers: Map::default(),
+            pinned: std::collections::BTreeSet::new(),
             events: VecDeque::new(),
             metadata: BTreeMap::new(),
             heartbeats: Map::default(),
@@ -283,6 +292,7 @@ impl SwarmState {
     /// The counters.
     pub(crate) fn stats(&self) -> CoordinatorStats {
         CoordinatorStats {
+            agents: self.agents.len() as u64,
             running: self.runs.len() as u64,
             waiting: self.waiters.len() as u64,
             ..self.stats.clone()
@@ -406,8 +416,34 @@ impl SwarmState {
         }
     }
 
-    /// Take a finished task out of the table, keeping its outcome.
+    /// A caller starts waiting for `task`'s outcome: the task stays in the table until it
+    /// [`leaves`](Self::leave), even past the retention.
+    pub(crate) fn enter(&mut self, task: TaskId) {
+        *self.callers.entry(task).or_default() += 1;
+    }
+
+    /// A caller of `task` has its answer (or is gone): with no caller left, a finished task
+    /// kept for its callers leaves the table.
+    pub(crate) fn leave(&mut self, task: TaskId) {
+        let Some(n) = self.callers.get_mut(&task) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.callers.remove(&task);
+            if self.pinned.remove(&task) {
+                self.evict(task);
+            }
+        }
+    }
+
+    /// Take a finished task out of the table, keeping its outcome; one with callers waits for
+    /// the last of them.
     fn evict(&mut self, id: TaskId) {
+        if self.callers.contains_key(&id) {
+            self.pinned.insert(id);
+            return;
+        }
         if let Some(t) = self.tasks.remove(&id) {
             let completed = matches!(t.state, crate::model::TaskState::Completed { .. });
             self.outcomes.push_back(FinishedTask { id, completed });

@@ -184,7 +184,19 @@ impl SwarmState {
             },
         );
         self.stats.runs_started += 1;
+        // Other callers of the task stop waiting for an agent: they join this run.
+        self.wake_waiters_of(task_id);
         ticket
+    }
+
+    /// Tell every caller waiting for an agent for `task` to ask again (the task started, or
+    /// finished).
+    fn wake_waiters_of(&mut self, task: TaskId) {
+        for id in self.waiters.of_task(task) {
+            if let Some(w) = self.waiters.remove(id) {
+                let _ = w.tx.send(Wake::Again);
+            }
+        }
     }
 
     /// Undo a run that was started for a caller who is gone before it began: as if it never
@@ -428,6 +440,7 @@ impl SwarmState {
                 self.stats.unfinished -= 1;
                 self.stats.completed += 1;
                 self.event(SwarmEventKind::TaskCompleted(run.task), now);
+                self.wake_waiters_of(run.task);
                 self.retain_finished(run.task, now);
             }
             Err(e) => {
@@ -460,11 +473,7 @@ impl SwarmState {
             }
             run.cancel.cancel();
         }
-        for id in self.waiters.of_task(task) {
-            if let Some(w) = self.waiters.remove(id) {
-                let _ = w.tx.send(Wake::Again);
-            }
-        }
+        self.wake_waiters_of(task);
         self.event(SwarmEventKind::TaskFailed(task), now);
         self.retain_finished(task, now);
         true

@@ -386,3 +386,73 @@ fn reallocation_moves_work_off_unhealthy_agents_only() {
     );
     clean(&s);
 }
+
+/// Found by the simulation: a second caller queued for an agent stayed queued when the first
+/// caller's run of the same task started, behind higher-priority work, and found the task gone
+/// from the table when its turn came. Starting a run tells the task's other waiters to look
+/// again (they join the run).
+#[test]
+fn other_waiters_of_a_task_join_its_run_when_it_starts() {
+    let (mut s, t0) = state(SwarmConfig::default());
+    s.register_agent(AgentSpec::new("a", ["x"]), t0).unwrap();
+    let busy = s.submit(TaskSpec::new("busy"), RETRY_AFTER, t0).unwrap();
+    let busy_run = run_of(s.begin(busy, t0));
+    let task = s
+        .submit(
+            TaskSpec::new("low").with_priority(Priority::Low),
+            RETRY_AFTER,
+            t0,
+        )
+        .unwrap();
+    let (Begin::Wait { rx: mut first, .. }, Begin::Wait { rx: mut second, .. }) =
+        (s.begin(task, t0), s.begin(task, t0))
+    else {
+        panic!("both callers wait for the agent");
+    };
+    ok(&mut s, &busy_run, t0 + Duration::from_secs(1));
+    assert!(matches!(first.try_recv(), Ok(Wake::Run(_))));
+    assert!(
+        matches!(second.try_recv(), Ok(Wake::Again)),
+        "the second caller is told to look again, and joins the run"
+    );
+    assert_eq!(s.stats().waiting, 0);
+    assert!(matches!(s.begin(task, t0), Begin::Join(_)));
+    clean(&s);
+}
+
+/// Found by the simulation: a finished task left the table (past `finished_retention`) while a
+/// caller was still on its way to its outcome, which then got `TaskNotFound`. A task with a
+/// caller stays until the last one leaves.
+#[test]
+fn a_finished_task_stays_in_the_table_while_a_caller_waits_for_its_outcome() {
+    let (mut s, t0) = state(SwarmConfig {
+        finished_retention: 1,
+        ..SwarmConfig::default()
+    });
+    s.register_agent(AgentSpec::new("a", ["x"]), t0).unwrap();
+    let (a, b) = (
+        s.submit(TaskSpec::new("a"), RETRY_AFTER, t0).unwrap(),
+        s.submit(TaskSpec::new("b"), RETRY_AFTER, t0).unwrap(),
+    );
+    s.enter(a);
+    let run = run_of(s.begin(a, t0));
+    ok(&mut s, &run, t0);
+    let run = run_of(s.begin(b, t0));
+    ok(&mut s, &run, t0);
+    clean(&s);
+    assert!(
+        matches!(s.begin(a, t0), Begin::Settled(Ok(_))),
+        "a is kept for its caller"
+    );
+    s.leave(a);
+    assert!(
+        !s.tasks.contains_key(&a),
+        "the last caller left: a leaves the table"
+    );
+    assert!(s.outcomes().any(|o| o.id == a && o.completed));
+    assert!(matches!(
+        s.begin(a, t0),
+        Begin::Refused(SwarmError::TaskNotFound(_))
+    ));
+    clean(&s);
+}

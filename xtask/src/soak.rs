@@ -1,0 +1,192 @@
+//! `cargo xtask soak --seeds N --days D`: N seeds of the drill's simulation mode, D simulated days
+//! each, in parallel on the machine's cores; one line per failing seed and a closing line.
+
+use std::collections::VecDeque;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use crate::cmd::{self, Error};
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Soak {
+    pub(crate) seeds: u64,
+    pub(crate) days: f64,
+    pub(crate) first_seed: u64,
+}
+
+impl Soak {
+    /// What `cargo xtask test` runs: 16 seeds of one simulated day.
+    pub(crate) fn short() -> Self {
+        Self {
+            seeds: 16,
+            days: 1.0,
+            first_seed: 1,
+        }
+    }
+}
+
+pub(crate) fn parse(args: &[String]) -> cmd::Result<Soak> {
+    let mut soak = Soak::short();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .ok_or_else(|| Error::Usage(format!("soak: `{flag}` wants a value")))?;
+        match flag.as_str() {
+            "--seeds" => {
+                soak.seeds = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "soak: --seeds wants a number of at least 1, got `{value}`"
+                    ))
+                })?;
+            }
+            "--days" => {
+                soak.days = value
+                    .parse()
+                    .ok()
+                    .filter(|d: &f64| *d > 0.0 && *d <= 365.0)
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "soak: --days wants a number within (0, 365], got `{value}`"
+                        ))
+                    })?;
+            }
+            "--first-seed" => {
+                soak.first_seed = value.parse().map_err(|_| {
+                    Error::Usage(format!("soak: --first-seed wants a number, got `{value}`"))
+                })?;
+            }
+            other => return Err(Error::Usage(format!("soak: unknown flag `{other}`"))),
+        }
+    }
+    Ok(soak)
+}
+
+/// Run the soak; `Err` if a seed failed.
+pub(crate) fn run(soak: &Soak) -> cmd::Result {
+    cmd::cargo(&["build", "--quiet", "--release", "-p", "swarm-drill"])?;
+    let drill = cmd::target_dir().join("release").join("swarm-drill");
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let started = Instant::now();
+    let mut waiting: VecDeque<u64> = (soak.first_seed..soak.first_seed + soak.seeds).collect();
+    let mut running: Vec<(u64, Child)> = Vec::new();
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let days = soak.days.to_string();
+    eprintln!(
+        "xtask: soak of {} seeds x {} days, {jobs} at a time",
+        soak.seeds, soak.days
+    );
+    while !waiting.is_empty() || !running.is_empty() {
+        while running.len() < jobs {
+            let Some(seed) = waiting.pop_front() else {
+                break;
+            };
+            let child = Command::new(&drill)
+                .args([
+                    "--simulate",
+                    "--no-baseline",
+                    "--seed",
+                    &seed.to_string(),
+                    "--days",
+                    &days,
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| Error::Failed(format!("cannot start {}: {e}", drill.display())))?;
+            running.push((seed, child));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut still = Vec::new();
+        for (seed, mut child) in running {
+            match child.try_wait() {
+                Ok(Some(_)) => {
+                    let out = child
+                        .wait_with_output()
+                        .map_err(|e| Error::Failed(format!("seed {seed}: {e}")))?;
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    if out.status.success() {
+                        passed += 1;
+                    } else {
+                        failed += 1;
+                        let why = text
+                            .lines()
+                            .find(|l| {
+                                l.starts_with("invariant broken") || l.contains("never returned")
+                            })
+                            .or_else(|| text.lines().last())
+                            .unwrap_or("no output");
+                        println!("soak: seed {seed} failed ({}): {why}", out.status);
+                    }
+                }
+                Ok(None) => still.push((seed, child)),
+                Err(e) => return Err(Error::Failed(format!("seed {seed}: {e}"))),
+            }
+        }
+        running = still;
+    }
+    eprintln!("xtask: soak took {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "soak: {} seeds x {} days, {passed} passed, {failed} failed",
+        soak.seeds, soak.days
+    );
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!("{failed} seeds failed")))
+    }
+}
+
+/// The default workload with the default fault mix keeps at least this share of the
+/// fault-free run's throughput.
+const THROUGHPUT_GOAL: f64 = 0.9;
+
+/// Run seed 1 for a simulated day with its fault-free baseline, and check the throughput.
+pub(crate) fn throughput_check() -> cmd::Result {
+    let drill = cmd::target_dir().join("release").join("swarm-drill");
+    let out = Command::new(&drill)
+        .args(["--simulate", "--seed", "1", "--days", "1"])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| Error::Failed(format!("cannot start {}: {e}", drill.display())))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or("no output");
+    let ratio = last
+        .split(", throughput ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|r| r.parse::<f64>().ok())
+        .ok_or_else(|| Error::Failed(format!("no throughput in the drill's last line: {last}")))?;
+    eprintln!(
+        "xtask: throughput with faults {ratio:.3} of fault-free (seed 1, 1 simulated day; goal at least {THROUGHPUT_GOAL})"
+    );
+    if !out.status.success() || ratio < THROUGHPUT_GOAL {
+        return Err(Error::Failed(format!(
+            "the throughput check failed: {last}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_and_bad_ones_are_named() {
+        let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            parse(&args("--seeds 100 --days 7")).unwrap(),
+            Soak {
+                seeds: 100,
+                days: 7.0,
+                first_seed: 1
+            }
+        );
+        assert!(parse(&args("--seeds 0")).is_err());
+        assert!(parse(&args("--days -1")).is_err());
+        assert!(parse(&args("--days")).is_err());
+        assert!(parse(&args("--nights 3")).is_err());
+    }
+}
