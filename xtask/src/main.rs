@@ -4,6 +4,7 @@
 
 mod bench;
 mod cmd;
+mod mutants;
 mod soak;
 mod tidy;
 
@@ -25,6 +26,8 @@ tasks:
   soak [--seeds N] [--days D]
                          N seeds (default 16) of D simulated days (default 1) of the drill's
                          simulation mode, in parallel; one line per failing seed
+  mutants                each bug of issue 14 put back by hand (xtask/mutants/*.patch, applied to
+                         a scratch worktree of HEAD) must be caught by the short soak
   ci                     what CI runs: the same as `test`
 ";
 
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         "crash-test" => crash_test(rest),
         "drill" => drill(rest),
         "soak" => soak::parse(rest).and_then(|s| soak::run(&s)),
+        "mutants" => mutants::run(),
         "tidy" => tidy::run(),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

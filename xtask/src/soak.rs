@@ -67,22 +67,76 @@ pub(crate) fn parse(args: &[String]) -> cmd::Result<Soak> {
 pub(crate) fn run(soak: &Soak) -> cmd::Result {
     cmd::cargo(&["build", "--quiet", "--release", "-p", "swarm-drill"])?;
     let drill = cmd::target_dir().join("release").join("swarm-drill");
-    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let started = Instant::now();
+    eprintln!(
+        "xtask: soak of {} seeds x {} days, {} at a time",
+        soak.seeds,
+        soak.days,
+        jobs()
+    );
+    let outcome = run_seeds(&drill, soak, false)?;
+    for f in &outcome.failures {
+        println!("soak: seed {} failed: {}", f.seed, f.why);
+    }
+    eprintln!("xtask: soak took {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "soak: {} seeds x {} days, {} passed, {} failed",
+        soak.seeds,
+        soak.days,
+        outcome.passed,
+        outcome.failures.len()
+    );
+    if outcome.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "{} seeds failed",
+            outcome.failures.len()
+        )))
+    }
+}
+
+/// How many seeds run at once: one per core.
+fn jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// A seed that failed.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) seed: u64,
+    /// The drill's line that says what broke.
+    pub(crate) why: String,
+    /// Wall time from the start of the soak to this failure.
+    pub(crate) after: std::time::Duration,
+}
+
+/// What a run of seeds came to.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub(crate) passed: u64,
+    pub(crate) failures: Vec<Failure>,
+}
+
+/// Run the seeds of `soak` with `drill`, one per core at a time; with `first_failure`, stop
+/// starting seeds once one failed.
+pub(crate) fn run_seeds(
+    drill: &std::path::Path,
+    soak: &Soak,
+    first_failure: bool,
+) -> cmd::Result<Outcome> {
     let started = Instant::now();
     let mut waiting: VecDeque<u64> = (soak.first_seed..soak.first_seed + soak.seeds).collect();
     let mut running: Vec<(u64, Child)> = Vec::new();
-    let (mut passed, mut failed) = (0u64, 0u64);
+    let mut outcome = Outcome::default();
     let days = soak.days.to_string();
-    eprintln!(
-        "xtask: soak of {} seeds x {} days, {jobs} at a time",
-        soak.seeds, soak.days
-    );
     while !waiting.is_empty() || !running.is_empty() {
-        while running.len() < jobs {
+        let stop = |o: &Outcome| first_failure && !o.failures.is_empty();
+        while running.len() < jobs() && !stop(&outcome) {
             let Some(seed) = waiting.pop_front() else {
                 break;
             };
-            let child = Command::new(&drill)
+            let child = Command::new(drill)
                 .args([
                     "--simulate",
                     "--no-baseline",
@@ -97,6 +151,9 @@ pub(crate) fn run(soak: &Soak) -> cmd::Result {
                 .map_err(|e| Error::Failed(format!("cannot start {}: {e}", drill.display())))?;
             running.push((seed, child));
         }
+        if running.is_empty() {
+            break;
+        }
         std::thread::sleep(std::time::Duration::from_millis(50));
         let mut still = Vec::new();
         for (seed, mut child) in running {
@@ -107,17 +164,18 @@ pub(crate) fn run(soak: &Soak) -> cmd::Result {
                         .map_err(|e| Error::Failed(format!("seed {seed}: {e}")))?;
                     let text = String::from_utf8_lossy(&out.stdout);
                     if out.status.success() {
-                        passed += 1;
+                        outcome.passed += 1;
                     } else {
-                        failed += 1;
                         let why = text
                             .lines()
-                            .find(|l| {
-                                l.starts_with("invariant broken") || l.contains("never returned")
-                            })
+                            .find(|l| l.starts_with("invariant broken"))
                             .or_else(|| text.lines().last())
-                            .unwrap_or("no output");
-                        println!("soak: seed {seed} failed ({}): {why}", out.status);
+                            .unwrap_or("no output (it crashed?)");
+                        outcome.failures.push(Failure {
+                            seed,
+                            why: format!("{why} ({})", out.status),
+                            after: started.elapsed(),
+                        });
                     }
                 }
                 Ok(None) => still.push((seed, child)),
@@ -126,16 +184,8 @@ pub(crate) fn run(soak: &Soak) -> cmd::Result {
         }
         running = still;
     }
-    eprintln!("xtask: soak took {:.0} s", started.elapsed().as_secs_f64());
-    println!(
-        "soak: {} seeds x {} days, {passed} passed, {failed} failed",
-        soak.seeds, soak.days
-    );
-    if failed == 0 {
-        Ok(())
-    } else {
-        Err(Error::Failed(format!("{failed} seeds failed")))
-    }
+    outcome.failures.sort_by_key(|f| f.seed);
+    Ok(outcome)
 }
 
 /// The default workload with the default fault mix keeps at least this share of the

@@ -177,14 +177,15 @@ impl Sim {
     /// whole, with an error that names the bad key, and change nothing.
     pub(super) fn bad_patch(&mut self) {
         let before = self.coordinator.config();
+        // The good entry sorts first, so an error that names the first key names the wrong one.
         let good = (
-            "task_timeout_secs",
-            (before.task_timeout_secs + 1).to_string(),
+            "heartbeat_timeout_secs",
+            (before.heartbeat_timeout_secs + 1).to_string(),
         );
         let bad = if self.fault_rng.random_bool(0.5) {
-            ("heartbeat_timeout_secs", "soon".to_owned())
+            ("task_timeout_secs", "soon".to_owned())
         } else {
-            ("no_such_setting", "1".to_owned())
+            ("unknown_setting", "1".to_owned())
         };
         let bad_key = bad.0;
         let patch: std::collections::BTreeMap<String, String> = [good, bad]
