@@ -34,3 +34,6 @@ pub mod custom_strategy {}
 
 #[doc = include_str!("../../docs/guide/operations.md")]
 pub mod operations {}
+
+#[doc = include_str!("../../docs/guide/simulation.md")]
+pub mod simulation {}

@@ -32,13 +32,21 @@ impl Levels {
         }
     }
 
-    /// The level is `level` at `now` (`wave`: a pressure wave is on); whether it changed.
+    /// The level is `level` at `now` (`wave`: a pressure wave is on); whether it changed. A
+    /// level is entered from below for a pressure wave or for load, from above as pressure
+    /// eased.
     pub(crate) fn observe(&mut self, now: Instant, level: DegradationLevel, wave: bool) -> bool {
         if level == self.level {
             return false;
         }
         self.close(now);
-        let why = if wave { "pressure wave" } else { "load" };
+        let why = if level < self.level {
+            "pressure eased"
+        } else if wave {
+            "pressure wave"
+        } else {
+            "load"
+        };
         *self
             .reasons
             .entry(level)
