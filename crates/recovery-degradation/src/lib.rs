@@ -80,6 +80,7 @@
 
 mod cgroup;
 mod config;
+mod controller;
 mod degradable;
 mod error;
 mod level;
@@ -91,9 +92,10 @@ mod system;
 
 pub use cgroup::{CgroupMemory, CgroupMemoryReading};
 pub use config::{DegradationConfig, LevelPolicy};
+pub use controller::LevelController;
 pub use degradable::Degradable;
 pub use error::{InvalidDegradationConfig, InvalidUsage, UnknownLevel, UnknownLevelName};
-pub use level::{DegradationLevel, Feature, LevelController, Pressure, Resource};
+pub use level::{DegradationLevel, Feature, Pressure, Resource};
 pub use monitor::{ActivityGuard, ResourceMonitor, ResourceUsage};
 pub use sampler::{MemorySource, ResourceSampler, Sample, Scope};
 pub use strategy::{GracefulDegradationStrategy, LevelChange};

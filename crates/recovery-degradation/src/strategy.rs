@@ -11,9 +11,10 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::config::{DegradationConfig, LevelPolicy};
+use crate::controller::LevelController;
 use crate::degradable::Degradable;
 use crate::error::InvalidDegradationConfig;
-use crate::level::{DegradationLevel, LevelController, Pressure};
+use crate::level::{DegradationLevel, Pressure};
 use crate::monitor::{ResourceMonitor, ResourceUsage};
 
 /// A level change that [`GracefulDegradationStrategy::step`] applied.
