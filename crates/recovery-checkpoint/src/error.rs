@@ -61,6 +61,16 @@ pub enum CheckpointError {
         /// What the operating system said.
         source: io::Error,
     },
+    /// A store's backend (a database, a network service) failed; `op` names the step.
+    #[error("checkpoint store {store}: {op} failed: {source}")]
+    Backend {
+        /// Which store (for example `postgres`).
+        store: &'static str,
+        /// The step that failed (`put`, `get`, `list`, `delete`, `connect`, ...).
+        op: &'static str,
+        /// What the backend said.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The file was written by a newer version of this crate, in a format this one cannot read.
     #[error(
         "checkpoint file format version {found} is newer than the newest this build reads ({supported})"

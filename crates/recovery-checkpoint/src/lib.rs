@@ -108,6 +108,8 @@
 mod checkpointable;
 pub mod codec;
 mod config;
+#[cfg(feature = "store-contract")]
+pub mod contract;
 mod error;
 pub mod format;
 mod store;

@@ -88,6 +88,7 @@ mod config;
 mod coordinator;
 mod executor;
 mod ids;
+mod journal;
 mod model;
 mod recovery;
 mod run;
@@ -97,6 +98,7 @@ pub use components::NAMES as COMPONENTS;
 pub use config::{ADJUSTABLE_KEYS, MAX_COUNT, SwarmConfig};
 pub use coordinator::{CoordinatorOptions, SwarmCoordinator, Violation};
 pub use executor::{AgentExecutor, Heartbeats, Probe, RunContext};
+pub use journal::{PriorRecovery, RecoveryJournal};
 pub use model::{
     AgentInfo, AgentSpec, AgentStatus, SwarmCheckpoint, SwarmEvent, SwarmEventKind, TaskInfo,
     TaskSpec, TaskState,

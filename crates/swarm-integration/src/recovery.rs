@@ -6,6 +6,7 @@ use recovery_manager::RecoveryRequest;
 use tokio::time::Instant;
 
 use crate::coordinator::SwarmCoordinator;
+use crate::journal::{NoJournal, PriorRecovery, RecoveryJournal};
 use crate::model::TaskState;
 use crate::state::settled;
 
@@ -36,15 +37,33 @@ impl SwarmCoordinator {
     /// `TaskFailed` with the reason once the task has failed for good; `TaskNotFound`;
     /// `Overloaded` for deferred speculative work.
     pub async fn execute_task_with_recovery(&self, task_id: TaskId) -> SwarmResult<Vec<u8>> {
+        self.execute_task_with_journal(task_id, &PriorRecovery::default(), &NoJournal)
+            .await
+    }
+
+    /// [`execute_task_with_recovery`](Self::execute_task_with_recovery), carrying on from what
+    /// earlier holders of the task did (`prior`: their re-runs count against the same limit,
+    /// their rounds are in the reason when it gives up), and telling `journal` about every
+    /// round. An error from the journal stops the loop and is returned as is.
+    ///
+    /// # Errors
+    ///
+    /// As `execute_task_with_recovery`, and the journal's.
+    pub async fn execute_task_with_journal(
+        &self,
+        task_id: TaskId,
+        prior: &PriorRecovery,
+        journal: &dyn RecoveryJournal,
+    ) -> SwarmResult<Vec<u8>> {
         let _interest = self.interest(task_id);
         let config = self.config();
         let limit = self.retry_limit();
         let deadline = Instant::now() + config.recovery_time_limit();
         // Re-runs are counted from the task's runs: whoever started them, each is one.
         let runs_before = self.runs_of(task_id)?;
-        let mut tried: Vec<String> = Vec::new();
+        let mut tried: Vec<String> = prior.tried.clone();
         let mut last_error = None;
-        for _round in 0..config.max_recovery_rounds {
+        for round in 0..config.max_recovery_rounds {
             let Ok(run) = tokio::time::timeout_at(deadline, self.execute_task(task_id)).await
             else {
                 let reason = format!(
@@ -77,7 +96,10 @@ impl SwarmCoordinator {
             if matches!(error, SwarmError::Overloaded { .. }) && self.is_deferred(task_id) {
                 return Err(error);
             }
-            let retries = self.retries_since(task_id, runs_before);
+            let retries = prior.retries + self.retries_since(task_id, runs_before);
+            journal
+                .before_round(task_id, round, &error, retries)
+                .await?;
             let request = RecoveryRequest::new(self.arc(), error.clone())
                 .with_task(task_id)
                 .with_agent(self.last_agent_of(task_id))
@@ -91,7 +113,10 @@ impl SwarmCoordinator {
                     break;
                 }
             };
-            let retries = self.retries_since(task_id, runs_before);
+            let retries = prior.retries + self.retries_since(task_id, runs_before);
+            journal
+                .after_round(task_id, round, &result, retries)
+                .await?;
             tried.push(format!("{} -> {}", error.kind(), result.action));
             if let Some(outcome) = self.task(task_id).as_ref().and_then(settled) {
                 return outcome;
