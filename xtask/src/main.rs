@@ -5,6 +5,7 @@
 mod bench;
 mod cmd;
 mod mutants;
+mod postgres;
 mod soak;
 mod tidy;
 
@@ -28,6 +29,9 @@ tasks:
                          simulation mode, in parallel; one line per failing seed
   mutants                each bug of issue 14 put back by hand (xtask/mutants/*.patch, applied to
                          a scratch worktree of HEAD) must be caught by the short soak
+  with-postgres CMD [ARGS]
+                         start a throwaway PostgreSQL (installed if missing), run CMD with
+                         SWARM_POSTGRES_URL pointing at it, stop it
   ci                     what CI runs: the same as `test`
 ";
 
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         "drill" => drill(rest),
         "soak" => soak::parse(rest).and_then(|s| soak::run(&s)),
         "mutants" => mutants::run(),
+        "with-postgres" => with_postgres(rest),
         "tidy" => tidy::run(),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
@@ -77,12 +82,15 @@ fn test() -> cmd::Result {
         "warnings",
     ])?;
     tidy::run()?;
+    // The tests of swarm-postgres need a server: a throwaway one (installed if missing) unless
+    // SWARM_POSTGRES_URL names one; they fail, never skip, without it here. It is stopped when
+    // this function returns, also on failure.
+    let server = postgres::Server::start()?;
     // Property tests run here with a modest case count; `cargo xtask proptest` runs many more.
-    cmd::cargo_env(
-        &["test", "--workspace", "--all-targets"],
-        &[("PROPTEST_CASES", "64")],
-    )?;
-    cmd::cargo(&["test", "--workspace", "--doc"])?;
+    let mut env = vec![("PROPTEST_CASES", "64")];
+    env.extend(server.env());
+    cmd::cargo_env(&["test", "--workspace", "--all-targets"], &env)?;
+    cmd::cargo_env(&["test", "--workspace", "--doc"], &env)?;
     if cmd::workspace_root()
         .join("crates/recovery-manager")
         .is_dir()
@@ -215,6 +223,26 @@ fn crash_test(args: &[String]) -> cmd::Result {
         "--iterations",
         &iterations,
     ])
+}
+
+fn with_postgres(args: &[String]) -> cmd::Result {
+    let Some((program, rest)) = args.split_first() else {
+        return Err(cmd::Error::Usage(
+            "with-postgres wants a command to run".into(),
+        ));
+    };
+    let server = postgres::Server::start()?;
+    let status = std::process::Command::new(program)
+        .args(rest)
+        .envs(server.env())
+        .status()
+        .map_err(|e| cmd::Error::Failed(format!("cannot run {program}: {e}")))?;
+    drop(server);
+    if status.success() {
+        Ok(())
+    } else {
+        Err(cmd::Error::Failed(format!("{program} failed ({status})")))
+    }
 }
 
 fn drill(args: &[String]) -> cmd::Result {
