@@ -47,16 +47,40 @@ pub(crate) fn run(args: &[String]) -> cmd::Result {
         cargo_args.push(f);
     }
     cmd::cargo(&cargo_args)?;
-    let table = summary(
+    let mut table = summary(
         &cmd::workspace_root().join("benches/ratios"),
         &cmd::target_dir(),
     )?;
+    if filter.is_none() {
+        table.push('\n');
+        table.push_str(&postgres_bench()?);
+    }
     println!("\n{table}");
     let out = cmd::target_dir().join("bench-summary.md");
     fs::write(&out, &table)
         .map_err(|e| Error::Failed(format!("writing {}: {e}", out.display())))?;
     eprintln!("xtask: summary written to {}", out.display());
     Ok(())
+}
+
+/// The multi-instance bench on a throwaway PostgreSQL server (`swarm-drill --bench`): its
+/// table, as the drill prints it.
+fn postgres_bench() -> cmd::Result<String> {
+    let server = crate::postgres::Server::start()?;
+    cmd::cargo(&["build", "--quiet", "--release", "-p", "swarm-drill"])?;
+    let drill = cmd::target_dir().join("release/swarm-drill");
+    let out = std::process::Command::new(&drill)
+        .args(["--postgres", server.url(), "--bench"])
+        .output()
+        .map_err(|e| Error::Failed(format!("cannot run {}: {e}", drill.display())))?;
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        return Err(Error::Failed(format!(
+            "the multi-instance bench failed ({})",
+            out.status
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn parse_ratios(text: &str, source: &str) -> cmd::Result<Vec<Ratio>> {

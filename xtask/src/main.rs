@@ -144,6 +144,19 @@ fn test() -> cmd::Result {
     // default workload's throughput with faults against the same workload without.
     soak::run(&soak::Soak::short())?;
     soak::throughput_check()?;
+    // The multi-process test: 3 instance processes sharing 10,000 tasks on the server, one
+    // killed every 3 s and one paused past its leases; every task completed exactly once.
+    cmd::cargo(&[
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "swarm-drill",
+        "--",
+        "--postgres",
+        server.url(),
+    ])?;
+    drop(server);
     Ok(())
 }
 

@@ -90,6 +90,11 @@ impl Server {
         Ok(server)
     }
 
+    /// Where the server listens.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The environment a test run gets: the server's URL, and that it is required.
     pub(crate) fn env(&self) -> [(&str, &str); 2] {
         [(URL_VAR, self.url.as_str()), (REQUIRED_VAR, "1")]

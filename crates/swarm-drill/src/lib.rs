@@ -23,6 +23,7 @@
 //! ([`faults::decide`]), never from timing, so `--seed` repeats the same fault plan (its digest
 //! is printed in the report).
 
+pub mod cluster;
 pub mod executor;
 pub mod faults;
 pub mod pressure;

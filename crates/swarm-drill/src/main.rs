@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod cluster_cli;
+
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use recovery_manager::RecoverySettings;
@@ -90,6 +92,8 @@ struct Cli {
     /// A scenario instead of the drill: `metastable` runs the metastable-failure experiment.
     #[arg(long, value_name = "NAME", value_parser = ["metastable"])]
     scenario: Option<String>,
+    #[command(flatten)]
+    cluster: cluster_cli::ClusterArgs,
 }
 
 fn rate(s: &str) -> Result<f64, String> {
@@ -238,6 +242,17 @@ fn drill(cli: Cli) -> Result<bool, DrillError> {
     }
     if cli.simulate {
         return simulate(&cli);
+    }
+    if let Some(url) = &cli.cluster.postgres {
+        let shared = cluster_cli::Shared {
+            agents: cli.agents,
+            tasks: cli.tasks,
+            seed: cli.seed,
+            comm_error_rate: cli.comm_error_rate,
+            in_flight: cli.in_flight,
+            json: cli.json.as_deref(),
+        };
+        return cluster_cli::run(&cli.cluster, url, &shared);
     }
     let settings = match &cli.config {
         Some(path) => RecoverySettings::load(path).map_err(|e| DrillError::Usage(e.to_string()))?,
