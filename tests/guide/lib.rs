@@ -37,3 +37,6 @@ pub mod operations {}
 
 #[doc = include_str!("../../docs/guide/simulation.md")]
 pub mod simulation {}
+
+#[doc = include_str!("../../docs/guide/several-instances.md")]
+pub mod several_instances {}

@@ -55,7 +55,7 @@ pub use checkpoint::PgCheckpointStore;
 #[cfg(feature = "cluster")]
 pub use cluster::{
     Cluster, ClusterConfig, ClusterStats, SharedOutcome, SwarmCounts, counts, instance_checkpoint,
-    outcome, submit,
+    outcome, purge, submit,
 };
 pub use error::{PgError, Step};
 pub use pool::pool;

@@ -13,7 +13,7 @@ use recovery_checkpoint::CheckpointRecoveryStrategy;
 use recovery_manager::RecoveryManager;
 use swarm_integration::{AgentSpec, CoordinatorOptions, SwarmConfig, SwarmCoordinator, TaskSpec};
 use swarm_postgres::{
-    ClusterConfig, PgCheckpointStore, SharedOutcome, instance_checkpoint, outcome, submit,
+    ClusterConfig, PgCheckpointStore, SharedOutcome, instance_checkpoint, outcome, purge, submit,
 };
 
 fn specs(n: usize, cap: &str) -> Vec<TaskSpec> {
@@ -81,6 +81,16 @@ async fn tasks_submitted_from_anywhere_complete_once_on_some_instance() {
     let (sa, sb) = (a.stats(), b.stats());
     assert_eq!(sa.completed + sb.completed, 400, "{sa:?} {sb:?}");
     assert_eq!(sa.fence_rejections + sb.fence_rejections, 0);
+    // Purging keeps what ended recently, and deletes the rest with its log.
+    assert_eq!(
+        purge(&pool, &swarm, Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(purge(&pool, &swarm, Duration::ZERO).await.unwrap(), 400);
+    assert_eq!(outcome(&pool, ids[0]).await.unwrap(), None);
+    assert!(log_counts(&pool, &swarm).await.is_empty());
     a.leave().await.unwrap();
     b.leave().await.unwrap();
 }

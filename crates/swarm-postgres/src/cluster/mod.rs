@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 pub use config::ClusterConfig;
 pub use resume::instance_checkpoint;
-pub use tasks::{SharedOutcome, SwarmCounts, counts, outcome, submit};
+pub use tasks::{SharedOutcome, SwarmCounts, counts, outcome, purge, submit};
 
 use crate::error::{PgError, Step};
 

@@ -118,3 +118,37 @@ pub async fn counts(pool: &Pool, swarm: &str) -> Result<SwarmCounts, PgError> {
     }
     Ok(c)
 }
+
+/// Delete the finished (completed or failed) tasks of `swarm` that ended more than
+/// `older_than` ago, with their task log, recovery log and fence rows: the shared tables grow
+/// with every task until something purges them. Returns how many tasks were deleted. Run it
+/// from any one process, as often as suits (for instance hourly, keeping a day).
+///
+/// # Errors
+///
+/// The database's error: then nothing was deleted.
+pub async fn purge(
+    pool: &Pool,
+    swarm: &str,
+    older_than: std::time::Duration,
+) -> Result<u64, PgError> {
+    let ms = older_than.as_millis() as f64;
+    let client = pool.get().await.map_err(PgError::pool)?;
+    let n: i64 = client
+        .query_one(
+            "WITH gone AS (
+                 DELETE FROM swarm.tasks
+                 WHERE swarm = $1 AND state IN ('completed', 'failed')
+                   AND finished_at < clock_timestamp() - $2 * interval '1 millisecond'
+                 RETURNING id),
+             l AS (DELETE FROM swarm.task_log WHERE task IN (SELECT id FROM gone)),
+             r AS (DELETE FROM swarm.recovery_log WHERE task IN (SELECT id FROM gone)),
+             f AS (DELETE FROM swarm.fence_rejections WHERE task IN (SELECT id FROM gone))
+             SELECT count(*) FROM gone",
+            &[&swarm, &ms],
+        )
+        .await
+        .map_err(|e| PgError::db(Step::Write, e))?
+        .get(0);
+    Ok(n as u64)
+}
