@@ -334,6 +334,54 @@ async fn a_new_holder_carries_on_from_the_shared_recovery_history() {
     a.leave().await.unwrap();
 }
 
+/// An instance that claims a task again while its stale run of the older epoch is still
+/// going (its lease expired behind its back, its own reaper freed the task): the stale run is
+/// stopped and writes nothing, and the new claim keeps its lease and completes, with no
+/// refused write and no third claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_claimed_again_by_its_stale_holder_completes_under_the_new_epoch() {
+    let Some((url, pool)) = common::pool(8).await else {
+        return;
+    };
+    let swarm = common::unique("reclaim");
+    let lengths = Behaviour::Lengths {
+        runs: Arc::new(std::sync::Mutex::new(std::collections::HashMap::new())),
+        lengths: vec![
+            Duration::from_millis(400),
+            Duration::from_millis(800),
+            Duration::ZERO,
+        ],
+    };
+    let a = join(&url, &pool, &swarm, "a", coordinator(lengths, 2, "cpu")).await;
+    let id = submit(&pool, &swarm, &specs(1, "cpu")).await.unwrap()[0];
+    wait_for(&pool, &swarm, Duration::from_secs(10), |c| c.claimed == 1).await;
+    let client = pool.get().await.unwrap();
+    client
+        .execute(
+            "UPDATE swarm.tasks SET lease_until = clock_timestamp() - interval '1 ms' WHERE id = $1",
+            &[&id.as_uuid()],
+        )
+        .await
+        .unwrap();
+    wait_for(&pool, &swarm, Duration::from_secs(10), |c| c.completed == 1).await;
+    let s = a.stats();
+    assert_eq!(
+        (s.claimed, s.completed, s.fence_rejections),
+        (2, 1, 0),
+        "{s:?}"
+    );
+    let epoch: i64 = client
+        .query_one(
+            "SELECT epoch FROM swarm.task_log WHERE task = $1 AND kind = 'completed'",
+            &[&id.as_uuid()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(epoch, 2, "completed under the second claim");
+    a.leave().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_gives_held_tasks_back() {
     let Some((url, pool)) = common::pool(8).await else {

@@ -24,7 +24,10 @@ pub(super) struct Fence<'a> {
 impl Fence<'_> {
     /// Stop acting on the lease: the loop gets this error.
     fn lost(&self, why: &str) -> SwarmError {
-        if let Some(h) = lock(&self.cluster.held).get_mut(&self.task) {
+        if let Some(h) = lock(&self.cluster.held)
+            .get_mut(&self.task)
+            .filter(|h| h.epoch == self.epoch)
+        {
             if !h.lost {
                 h.lost = true;
                 self.cluster
@@ -42,7 +45,7 @@ impl Fence<'_> {
     fn trusted(&self) -> bool {
         lock(&self.cluster.held)
             .get(&self.task)
-            .is_some_and(|h| !h.lost && Instant::now() < h.trusted_until)
+            .is_some_and(|h| h.epoch == self.epoch && !h.lost && Instant::now() < h.trusted_until)
     }
 
     async fn write(

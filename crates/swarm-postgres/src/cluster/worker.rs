@@ -162,17 +162,31 @@ impl Cluster {
         self.counters
             .claimed
             .fetch_add(claimed.len() as u64, Ordering::Relaxed);
-        // Held from here: the lease loop renews it.
-        let mut held = lock(&self.held);
-        for c in &claimed {
-            held.insert(
-                c.id,
-                Held {
+        // Held from here: the lease loop renews it. A task this instance claims again while
+        // its run of an older epoch still goes on (that lease expired unnoticed): the old run
+        // is stopped, and writes nothing.
+        let mut stale = Vec::new();
+        {
+            let mut held = lock(&self.held);
+            for c in &claimed {
+                let new = Held {
                     epoch: c.epoch,
                     local: TaskId::from_u128(0),
                     trusted_until,
                     lost: false,
-                },
+                };
+                if let Some(old) = held.insert(c.id, new) {
+                    if !old.lost {
+                        self.counters.leases_lost.fetch_add(1, Ordering::Relaxed);
+                    }
+                    stale.push(old.local);
+                }
+            }
+        }
+        for local in stale {
+            self.coordinator.fail_task(
+                local,
+                "the shared task was claimed again under a newer epoch",
             );
         }
         Ok(claimed)
@@ -184,17 +198,17 @@ impl Cluster {
             Ok(local) => local,
             Err(e) => {
                 tracing::debug!(target: "swarm_postgres", task = %task.id, error = %e, "cannot run it here now: given back");
-                lock(&self.held).remove(&task.id);
+                self.forget(task.id, task.epoch);
                 self.release(task.id, task.epoch).await;
                 return;
             }
         };
         match lock(&self.held).get_mut(&task.id) {
-            Some(h) if !h.lost => h.local = local,
+            Some(h) if !h.lost && h.epoch == task.epoch => h.local = local,
             _ => {
                 self.coordinator
                     .fail_task(local, "lease lost before the run started");
-                lock(&self.held).remove(&task.id);
+                self.forget(task.id, task.epoch);
                 return;
             }
         }
@@ -208,10 +222,10 @@ impl Cluster {
             .coordinator
             .execute_task_with_journal(local, &task.prior, &fence)
             .await;
-        if !self.still_trusted(task.id) {
+        if !self.still_trusted(task.id, task.epoch) {
             // The lease was lost, or is past the time this holder may trust it (the process
             // may have been paused): nothing is written for it, and another instance runs it.
-            lock(&self.held).remove(&task.id);
+            self.forget(task.id, task.epoch);
             self.coordinator
                 .fail_task(local, "the shared task's lease was lost");
             return;
@@ -240,14 +254,22 @@ impl Cluster {
                 self.release(task.id, task.epoch).await;
             }
         }
-        lock(&self.held).remove(&task.id);
+        self.forget(task.id, task.epoch);
     }
 
-    /// Whether this instance may still act on its lease of `task`; one past its trusted time is
-    /// marked lost here.
-    fn still_trusted(&self, task: TaskId) -> bool {
+    /// Stop holding `task` under `epoch` (a newer claim of it stays held).
+    fn forget(&self, task: TaskId, epoch: i64) {
         let mut held = lock(&self.held);
-        let Some(h) = held.get_mut(&task) else {
+        if held.get(&task).is_some_and(|h| h.epoch == epoch) {
+            held.remove(&task);
+        }
+    }
+
+    /// Whether this instance may still act on its lease of `task` under `epoch`; one past its
+    /// trusted time is marked lost here.
+    fn still_trusted(&self, task: TaskId, epoch: i64) -> bool {
+        let mut held = lock(&self.held);
+        let Some(h) = held.get_mut(&task).filter(|h| h.epoch == epoch) else {
             return false;
         };
         if !h.lost && Instant::now() >= h.trusted_until {

@@ -68,6 +68,12 @@ pub(crate) enum Behaviour {
         failures: u32,
         run: Duration,
     },
+    /// Run `n` of a task (from 0, counted per task name) takes `lengths[n]` (the last one for
+    /// later runs), then returns the payload.
+    Lengths {
+        runs: Arc<Mutex<HashMap<String, u32>>>,
+        lengths: Vec<Duration>,
+    },
 }
 
 #[async_trait]
@@ -77,6 +83,16 @@ impl AgentExecutor for Behaviour {
             Self::Echo => Ok(task.spec.payload.clone()),
             Self::Hold => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(task.spec.payload.clone())
+            }
+            Self::Lengths { runs, lengths } => {
+                let n = {
+                    let mut runs = runs.lock().unwrap();
+                    let n = runs.entry(task.spec.name.clone()).or_insert(0);
+                    *n += 1;
+                    *n as usize - 1
+                };
+                tokio::time::sleep(lengths[n.min(lengths.len() - 1)]).await;
                 Ok(task.spec.payload.clone())
             }
             Self::Flaky {
