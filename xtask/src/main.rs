@@ -91,6 +91,8 @@ fn test() -> cmd::Result {
     env.extend(server.env());
     cmd::cargo_env(&["test", "--workspace", "--all-targets"], &env)?;
     cmd::cargo_env(&["test", "--workspace", "--doc"], &env)?;
+    // The lean retry crate: the schedule, the budget and the standalone retry alone.
+    cmd::cargo(&["test", "-p", "recovery-backoff", "--no-default-features"])?;
     if cmd::workspace_root()
         .join("crates/recovery-manager")
         .is_dir()

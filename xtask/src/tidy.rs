@@ -8,6 +8,8 @@
 //! - No source file of a crate is over 600 lines (split it by role).
 //! - The coordinator's state module is synchronous: no `async`, no `.await`, no lock, no clock
 //!   read (its tests aside).
+//! - `recovery-backoff` without default features (the schedule, the budget, the standalone
+//!   `retry`) is as lean as backon: its normal dependency tree lists at most as many crates.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -24,6 +26,7 @@ pub(crate) fn run() -> cmd::Result {
     readme_names_every_dependency(&cmd::workspace_root(), &mut problems);
     files_stay_small(&cmd::workspace_root(), &mut problems);
     state_module_is_synchronous(&cmd::workspace_root(), &mut problems);
+    lean_backoff(&mut problems)?;
     if problems.is_empty() {
         eprintln!("xtask: tidy: ok");
         Ok(())
@@ -33,6 +36,37 @@ pub(crate) fn run() -> cmd::Result {
             problems.join("\n  ")
         )))
     }
+}
+
+/// The crates `cargo tree -p backon -e normal` lists for backon 1.6 with its default features on
+/// Linux, backon itself included (backon, fastrand, pin-project-lite, tokio): measured, as the
+/// benches' peer is not in the normal graph.
+const BACKON_TREE: usize = 4;
+
+fn lean_backoff(problems: &mut Vec<String>) -> cmd::Result {
+    let tree = cmd::cargo_output(&[
+        "tree",
+        "-p",
+        "recovery-backoff",
+        "--no-default-features",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+    ])?;
+    let crates: BTreeSet<&str> = tree
+        .lines()
+        .map(|l| l.trim_end_matches(" (*)").trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if crates.len() > BACKON_TREE {
+        problems.push(format!(
+            "recovery-backoff without default features pulls {} crates, backon {BACKON_TREE}: {}",
+            crates.len(),
+            crates.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// `1.85` or `1.85.0` as comparable numbers.

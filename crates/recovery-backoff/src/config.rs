@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::BackoffConfigError;
 use crate::jitter::Jitter;
 use crate::schedule::Backoff;
@@ -51,14 +49,18 @@ use crate::schedule::Backoff;
 /// assert_eq!(bad.validate().unwrap_err().field, "max_delay");
 /// # Ok::<(), recovery_backoff::BackoffConfigError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct BackoffConfig {
     /// The delay before the first retry.
-    #[serde(with = "humantime_serde")]
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub initial_delay: Duration,
     /// The longest delay, jitter included.
-    #[serde(with = "humantime_serde")]
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_delay: Duration,
     /// How much longer each delay is than the one before; finite and at least 1.0.
     pub multiplier: f64,
@@ -306,6 +308,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "serde")]
     #[test]
     fn configs_read_from_json_with_humantime_durations() {
         let c: BackoffConfig =

@@ -1,6 +1,7 @@
-//! The crate's own small errors, and how they cross the seam into `SwarmError`.
+//! The crate's own small errors, and (with the `strategy` feature) how they cross the seam into
+//! `SwarmError`.
 
-use recovery_core::SwarmError;
+use std::fmt;
 
 /// A [`BackoffConfig`](crate::BackoffConfig) value that cannot work; the message names the field,
 /// the value, and what to do about it.
@@ -12,8 +13,7 @@ use recovery_core::SwarmError;
 /// assert_eq!(e.field, "multiplier");
 /// assert!(e.to_string().contains("at least 1.0"), "{e}");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid backoff config: `{field}` {problem}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackoffConfigError {
     /// The field at fault.
     pub field: &'static str,
@@ -21,9 +21,22 @@ pub struct BackoffConfigError {
     pub problem: String,
 }
 
-impl From<BackoffConfigError> for SwarmError {
+impl fmt::Display for BackoffConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid backoff config: `{}` {}",
+            self.field, self.problem
+        )
+    }
+}
+
+impl std::error::Error for BackoffConfigError {}
+
+#[cfg(feature = "strategy")]
+impl From<BackoffConfigError> for recovery_core::SwarmError {
     fn from(e: BackoffConfigError) -> Self {
-        SwarmError::InvalidConfiguration(e.to_string())
+        recovery_core::SwarmError::InvalidConfiguration(e.to_string())
     }
 }
 
@@ -36,8 +49,7 @@ impl From<BackoffConfigError> for SwarmError {
 /// let e = RetryBudget::new(Duration::from_millis(10), 10, 0.2).unwrap_err();
 /// assert_eq!(e.field, "ttl");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid retry budget: `{field}` {problem}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidBudget {
     /// The argument at fault.
     pub field: &'static str,
@@ -45,8 +57,17 @@ pub struct InvalidBudget {
     pub problem: String,
 }
 
-impl From<InvalidBudget> for SwarmError {
+impl fmt::Display for InvalidBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid retry budget: `{}` {}", self.field, self.problem)
+    }
+}
+
+impl std::error::Error for InvalidBudget {}
+
+#[cfg(feature = "strategy")]
+impl From<InvalidBudget> for recovery_core::SwarmError {
     fn from(e: InvalidBudget) -> Self {
-        SwarmError::InvalidConfiguration(e.to_string())
+        recovery_core::SwarmError::InvalidConfiguration(e.to_string())
     }
 }

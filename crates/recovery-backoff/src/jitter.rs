@@ -4,8 +4,6 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::{BackoffConfig, nanos_to_duration};
 
 /// How a delay is randomised. `v` below is the exponential delay without jitter,
@@ -52,8 +50,12 @@ use crate::config::{BackoffConfig, nanos_to_duration};
 /// let capped = BackoffConfig { max_delay: Duration::from_millis(150), ..config };
 /// assert!(Backoff::new(&capped, Jitter::Proportional(1.0)).all(|d| d <= Duration::from_millis(150)));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum Jitter {
     /// No jitter: exactly the exponential delay.
     None,

@@ -4,7 +4,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use recovery_backoff::{retry, BackoffConfig, ExponentialBackoffStrategy, Jitter, RetryBudget};
+//! use recovery_backoff::{retry, BackoffConfig, Jitter, RetryBudget};
 //! use recovery_core::SwarmError;
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -36,11 +36,25 @@
 //! .await?;
 //! assert_eq!((value, runs), ("sent", 3));
 //!
-//! // Or hand the strategy to a recovery manager; the spec's example.
-//! let strategy = ExponentialBackoffStrategy::new(BackoffConfig::default())?;
+//! // Or, with the `strategy` feature (on by default), hand the strategy to a recovery
+//! // manager; the spec's example.
+//! # #[cfg(feature = "strategy")] {
+//! let strategy = recovery_backoff::ExponentialBackoffStrategy::new(BackoffConfig::default())?;
 //! assert_eq!(strategy.config().max_retries, 5);
+//! # }
 //! # Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! - `strategy` (default): [`ExponentialBackoffStrategy`] and [`Retry`], which plug into
+//!   recovery-core and the recovery manager; turns on `serde`.
+//! - `serde`: `Serialize` and `Deserialize` for [`BackoffConfig`] (durations written as
+//!   `"100ms"`) and [`Jitter`].
+//!
+//! With `default-features = false` the crate is the schedule, the budget and the standalone
+//! [`retry`], and depends on tokio's timer, `pin-project-lite` and `libm` only (fewer crates than
+//! backon): no serde, uuid, async-trait or tracing.
 //!
 //! # When to use it
 //!
@@ -102,19 +116,24 @@ mod budget;
 mod config;
 mod error;
 mod jitter;
+#[cfg(feature = "strategy")]
 mod retry;
 mod schedule;
 mod standalone;
+#[cfg(feature = "strategy")]
 mod strategy;
+mod xoshiro;
 
 pub use budget::RetryBudget;
 pub use config::BackoffConfig;
 pub use error::{BackoffConfigError, InvalidBudget};
 pub use jitter::Jitter;
+#[cfg(feature = "strategy")]
 pub use retry::{Retry, RetryRequest};
 pub use schedule::Backoff;
 pub use standalone::{
     AdjustDelay, BudgetHandle, KeepDelay, NotifyNobody, NotifyRetry, RetryEveryError, RetrySleeper,
     RetryWhen, Retrying, TokioSleeper, retry,
 };
+#[cfg(feature = "strategy")]
 pub use strategy::ExponentialBackoffStrategy;

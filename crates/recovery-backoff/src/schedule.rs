@@ -3,11 +3,9 @@
 use std::iter::FusedIterator;
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
-
 use crate::config::{BackoffConfig, exponential, nanos_to_duration};
 use crate::jitter::{Jitter, clamp_factor};
+use crate::xoshiro::Xoshiro256PlusPlus;
 
 /// The delays before each retry: an iterator of at most `max_retries` jittered delays, `None`
 /// meaning "give up".
@@ -109,8 +107,8 @@ impl Backoff {
     /// A uniform number in `[0, 1)`, creating the generator on first use.
     fn unit(&mut self) -> f64 {
         self.rng
-            .get_or_insert_with(|| Xoshiro256PlusPlus::from_rng(&mut rand::rng()))
-            .random::<f64>()
+            .get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(entropy()))
+            .unit()
     }
 
     /// Delay `n` with this schedule's jitter, capped after the jitter.
@@ -180,6 +178,28 @@ impl Iterator for Backoff {
 impl ExactSizeIterator for Backoff {}
 
 impl FusedIterator for Backoff {}
+
+/// A seed for an unseeded schedule, from the standard library alone: std's per-process random
+/// hash keys, a per-thread counter and the clock, hashed (as `fastrand` seeds itself). Jitter
+/// needs spread, not secrecy; a schedule that must repeat takes [`Backoff::with_seed`].
+fn entropy() -> u64 {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static COUNTER: Cell<u64> = const { Cell::new(0) };
+    }
+    let n = COUNTER.with(|c| {
+        let n = c.get().wrapping_add(1);
+        c.set(n);
+        n
+    });
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(n);
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish()
+}
 
 #[cfg(test)]
 mod tests {
