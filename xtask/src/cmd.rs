@@ -11,12 +11,15 @@ pub(crate) enum Error {
     Usage(String),
     /// A step failed.
     Failed(String),
+    /// A program run for the user (the drill) exited with this code: passed through as is.
+    Exit(u8),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(m) | Error::Failed(m) => f.write_str(m),
+            Error::Exit(code) => write!(f, "exited with code {code}"),
         }
     }
 }
@@ -80,4 +83,87 @@ pub(crate) fn cargo_output(args: &[&str]) -> Result<String> {
     }
     String::from_utf8(out.stdout)
         .map_err(|_| Error::Failed(format!("`cargo {}` printed non-UTF-8", args.join(" "))))
+}
+
+/// Run `cargo test args..` with extra environment variables, its output shown as it comes;
+/// returns the tests passed and failed over every `test result:` line it printed.
+pub(crate) fn cargo_test(args: &[&str], env: &[(&str, &str)]) -> (Result, u64, u64) {
+    use std::io::{BufRead, BufReader, Write};
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let child = Command::new(cargo_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(workspace_root())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Err(Error::Failed(format!("could not start cargo: {e}"))),
+                0,
+                0,
+            );
+        }
+    };
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(out) = child.stdout.take() {
+        let mut stdout = std::io::stdout().lock();
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            let _ = writeln!(stdout, "{line}");
+            if let Some((p, f)) = test_result(&line) {
+                passed += p;
+                failed += f;
+            }
+        }
+    }
+    let outcome = match child.wait() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(Error::Failed(format!(
+            "`cargo {}` failed ({status})",
+            args.join(" ")
+        ))),
+        Err(e) => Err(Error::Failed(format!("waiting for cargo: {e}"))),
+    };
+    (outcome, passed, failed)
+}
+
+/// The counts of a libtest summary line: `test result: ok. 12 passed; 1 failed; ...`.
+fn test_result(line: &str) -> Option<(u64, u64)> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let count = |word: &str| {
+        rest.split(';').find_map(|part| {
+            part.trim()
+                .strip_suffix(word)?
+                .trim()
+                .rsplit(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    Some((count(" passed")?, count(" failed")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_result;
+
+    #[test]
+    fn libtest_summary_lines_are_counted() {
+        assert_eq!(
+            test_result(
+                "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"
+            ),
+            Some((12, 0))
+        );
+        assert_eq!(
+            test_result("test result: FAILED. 3 passed; 2 failed; 0 ignored"),
+            Some((3, 2))
+        );
+        assert_eq!(test_result("running 4 tests"), None);
+    }
 }

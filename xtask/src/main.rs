@@ -7,6 +7,7 @@ mod cmd;
 mod mutants;
 mod postgres;
 mod soak;
+mod test;
 mod tidy;
 
 use std::process::ExitCode;
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let outcome = match task.as_str() {
-        "test" | "ci" => test(),
+        "test" | "ci" => test::run(),
         "proptest" => proptest(rest),
         "bench" => bench::run(rest),
         "crash-test" => crash_test(rest),
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
             eprintln!("xtask: {msg}\n\n{USAGE}");
             ExitCode::from(2)
         }
+        Err(cmd::Error::Exit(code)) => ExitCode::from(code),
         Err(e) => {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
@@ -70,100 +72,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// The README's test command.
-fn test() -> cmd::Result {
-    cmd::cargo(&["fmt", "--all", "--", "--check"])?;
-    cmd::cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
-    tidy::run()?;
-    // The tests of swarm-postgres need a server: a throwaway one (installed if missing) unless
-    // SWARM_POSTGRES_URL names one; they fail, never skip, without it here. It is stopped when
-    // this function returns, also on failure.
-    let server = postgres::Server::start()?;
-    // Property tests run here with a modest case count; `cargo xtask proptest` runs many more.
-    let mut env = vec![("PROPTEST_CASES", "64")];
-    env.extend(server.env());
-    cmd::cargo_env(&["test", "--workspace", "--all-targets"], &env)?;
-    cmd::cargo_env(&["test", "--workspace", "--doc"], &env)?;
-    // The lean retry crate: the schedule, the budget and the standalone retry alone.
-    cmd::cargo(&["test", "-p", "recovery-backoff", "--no-default-features"])?;
-    if cmd::workspace_root()
-        .join("crates/recovery-manager")
-        .is_dir()
-    {
-        for features in manager_feature_sets() {
-            eprintln!("xtask: recovery-manager with features [{features}]");
-            let mut args = vec!["test", "-p", "recovery-manager", "--no-default-features"];
-            if !features.is_empty() {
-                args.extend(["--features", features]);
-            }
-            cmd::cargo_env(&args, &[("PROPTEST_CASES", "16")])?;
-        }
-    }
-    // Every combination a user can pick builds: the manager's four strategies in all 16
-    // combinations (with `sysinfo` beside `degradation`), and the umbrella's features alone.
-    for features in strategy_powerset() {
-        cmd::cargo(&[
-            "check",
-            "--quiet",
-            "-p",
-            "recovery-manager",
-            "--no-default-features",
-            "--features",
-            &features,
-        ])?;
-    }
-    for feature in [
-        "",
-        "backoff",
-        "checkpoint",
-        "degradation",
-        "healing",
-        "sysinfo",
-        "coordinator",
-        "testkit",
-    ] {
-        cmd::cargo(&[
-            "check",
-            "--quiet",
-            "-p",
-            "swarm-recovery",
-            "--no-default-features",
-            "--features",
-            feature,
-        ])?;
-    }
-    if has_crash_test() {
-        crash_test(&["--iterations".into(), "20".into()])?;
-    }
-    // The short soak: 16 simulated days, every invariant checked after every event, and the
-    // default workload's throughput with faults against the same workload without.
-    soak::run(&soak::Soak::short())?;
-    soak::throughput_check()?;
-    // The multi-process test: 3 instance processes sharing 10,000 tasks on the server, one
-    // killed every 3 s and one paused past its leases; every task completed exactly once.
-    cmd::cargo(&[
-        "run",
-        "--quiet",
-        "--release",
-        "-p",
-        "swarm-drill",
-        "--",
-        "--postgres",
-        server.url(),
-    ])?;
-    drop(server);
-    Ok(())
-}
-
 /// Every subset of the four strategy features, `sysinfo` with each that has `degradation`.
-fn strategy_powerset() -> Vec<String> {
+pub(crate) fn strategy_powerset() -> Vec<String> {
     let all = ["backoff", "checkpoint", "degradation", "healing"];
     (0..1u32 << all.len())
         .map(|mask| {
@@ -180,7 +90,7 @@ fn strategy_powerset() -> Vec<String> {
 }
 
 /// Each strategy alone, and none (all is the workspace run above).
-fn manager_feature_sets() -> [&'static str; 5] {
+pub(crate) fn manager_feature_sets() -> [&'static str; 5] {
     ["", "backoff", "checkpoint", "degradation", "healing"]
 }
 
@@ -200,13 +110,13 @@ fn proptest(args: &[String]) -> cmd::Result {
     )
 }
 
-fn has_crash_test() -> bool {
+pub(crate) fn has_crash_test() -> bool {
     cmd::workspace_root()
         .join("crates/recovery-checkpoint/examples/crash_test.rs")
         .is_file()
 }
 
-fn crash_test(args: &[String]) -> cmd::Result {
+pub(crate) fn crash_test(args: &[String]) -> cmd::Result {
     let iterations = match args {
         [] => "200".to_owned(),
         [flag, n] if flag == "--iterations" => {
@@ -261,9 +171,24 @@ fn with_postgres(args: &[String]) -> cmd::Result {
 }
 
 fn drill(args: &[String]) -> cmd::Result {
-    let mut cargo_args = vec!["run", "--quiet", "--release", "-p", "swarm-drill", "--"];
+    // Cargo's own progress shows: a fresh clone compiles the workspace first.
+    eprintln!(
+        "xtask: building the drill (release mode; on a fresh clone this compiles the workspace, a few minutes)"
+    );
+    cmd::cargo(&["build", "--release", "-p", "swarm-drill"])?;
     // `cargo xtask drill -- --seed 7` and `cargo xtask drill --seed 7` mean the same.
     let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
-    cargo_args.extend(args.iter().map(String::as_str));
-    cmd::cargo(&cargo_args)
+    let drill = cmd::target_dir().join("release/swarm-drill");
+    let status = std::process::Command::new(&drill)
+        .args(args)
+        .status()
+        .map_err(|e| cmd::Error::Failed(format!("cannot run {}: {e}", drill.display())))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        // The drill's own exit code: 1 for a lost task or a broken invariant, 2 for a bad flag.
+        Some(code) => Err(cmd::Error::Exit(u8::try_from(code).unwrap_or(1))),
+        None => Err(cmd::Error::Failed(format!(
+            "the drill was stopped by a signal ({status})"
+        ))),
+    }
 }

@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use crate::executor::DrillExecutor;
 use crate::faults::{FaultRates, plan_digest};
 use crate::pressure::Pressure;
-use crate::report::{Report, StrategyReport, ms};
+use crate::report::{Report, RunOptions, StrategyReport, ms};
 
 /// How long the submitter pauses after a refused submission.
 const REFUSAL_PAUSE: Duration = Duration::from_millis(5);
@@ -337,6 +337,16 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
         })
         .collect();
     let report = Report {
+        options: RunOptions {
+            agents: options.agents,
+            tasks: options.tasks,
+            seed: options.seed,
+            rates: options.rates,
+            duration_limit_secs: options.duration_limit.as_secs_f64(),
+            in_flight: options.in_flight,
+            task_timeout_secs: options.task_timeout_secs,
+            settings: options.settings.clone(),
+        },
         seed: options.seed,
         fault_plan_digest: format!(
             "{:016x}",

@@ -34,4 +34,4 @@ mod drill;
 
 pub use drill::{DrillError, DrillOptions, Progress, baseline, drill_settings, run};
 pub use faults::{Fault, FaultRates};
-pub use report::Report;
+pub use report::{Report, RunOptions};

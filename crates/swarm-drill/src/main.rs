@@ -19,7 +19,7 @@ use swarm_drill::{DrillError, DrillOptions, FaultRates, Progress, baseline, dril
 /// Run a swarm coordinator under injected faults and report how the recovery system kept it
 /// going.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, allow_negative_numbers = true)]
 struct Cli {
     /// Agents to register.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
@@ -137,6 +137,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match drill(cli) {
         Ok(passed) => {

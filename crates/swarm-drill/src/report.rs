@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use recovery_manager::RecoverySettings;
 use serde::{Deserialize, Serialize};
+
+use crate::FaultRates;
 
 /// Recoveries of one strategy.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -19,9 +22,34 @@ pub struct StrategyReport {
     pub p99_ms: f64,
 }
 
+/// The options a drill ran with, as its report records them: enough to run it again
+/// (`swarm-drill --agents A --tasks T --seed S --comm-error-rate ...`, and the settings as a
+/// `--config` file).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Agents registered.
+    pub agents: usize,
+    /// Tasks submitted.
+    pub tasks: u64,
+    /// The seed.
+    pub seed: u64,
+    /// The fault rates per run.
+    pub rates: FaultRates,
+    /// The duration limit, seconds.
+    pub duration_limit_secs: f64,
+    /// Tasks in flight at once.
+    pub in_flight: usize,
+    /// The coordinator's task timeout, seconds.
+    pub task_timeout_secs: u64,
+    /// The recovery settings (the manager's TOML file, as a table).
+    pub settings: RecoverySettings,
+}
+
 /// Everything the drill measured.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The options it ran with.
+    pub options: RunOptions,
     /// The seed of the fault plan.
     pub seed: u64,
     /// A digest of the fault plan (equal for equal seeds, task counts and rates).
@@ -73,13 +101,10 @@ pub struct Report {
 }
 
 impl Report {
-    /// The share of recovery attempts that succeeded, in percent.
-    pub fn recovery_success_percent(&self) -> f64 {
-        if self.recovery_attempts == 0 {
-            100.0
-        } else {
-            self.recovery_successes as f64 * 100.0 / self.recovery_attempts as f64
-        }
+    /// The share of recovery attempts that succeeded, in percent; `None` when there was none.
+    pub fn recovery_success_percent(&self) -> Option<f64> {
+        (self.recovery_attempts > 0)
+            .then(|| self.recovery_successes as f64 * 100.0 / self.recovery_attempts as f64)
     }
 
     /// Whether the drill passed: every task submitted, nothing lost, no invariant broken.
@@ -89,15 +114,13 @@ impl Report {
 
     /// The last line.
     pub fn last_line(&self) -> String {
+        let recoveries = match self.recovery_success_percent() {
+            Some(p) => format!("recoveries {} ({p:.1}% succeeded)", self.recovery_attempts),
+            None => "no recoveries".to_owned(),
+        };
         format!(
-            "drill: {} tasks, {} completed, {} failed, {} refused, {} lost, recoveries {} ({:.1}% succeeded)",
-            self.tasks,
-            self.completed,
-            self.failed,
-            self.refused,
-            self.lost,
-            self.recovery_attempts,
-            self.recovery_success_percent()
+            "drill: {} tasks, {} completed, {} failed, {} refused, {} lost, {recoveries}",
+            self.tasks, self.completed, self.failed, self.refused, self.lost,
         )
     }
 

@@ -176,3 +176,67 @@ fn a_config_file_with_a_short_history_still_counts_every_recovery() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(report["recovery_attempts"].as_u64().unwrap() > 10);
 }
+
+#[test]
+fn a_negative_number_is_refused_with_the_flag_named() {
+    for (flag, value) in [
+        ("--comm-error-rate", "-0.1"),
+        ("--tasks", "-5"),
+        ("--seed", "-1"),
+    ] {
+        let out = drill().args([flag, value]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+        assert!(!stderr.contains("unexpected argument"), "{stderr}");
+    }
+}
+
+#[test]
+fn no_tasks_claims_no_recovery_rate_and_the_report_records_its_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = drill()
+        .args([
+            "--tasks",
+            "0",
+            "--agents",
+            "2",
+            "--seed",
+            "11",
+            "--timeout-rate",
+            "0.25",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(!last.contains("succeeded"), "{last}");
+    assert!(last.ends_with("no recoveries"), "{last}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let options = &report["options"];
+    assert_eq!(options["seed"], 11);
+    assert_eq!(options["agents"], 2);
+    assert_eq!(options["tasks"], 0);
+    assert_eq!(options["rates"]["timeout"], 0.25);
+    assert!(options["settings"]["backoff"].is_object(), "{options}");
+}
+
+#[test]
+fn logs_carry_no_colour_when_stderr_is_not_a_terminal() {
+    let out = drill()
+        .env("RUST_LOG", "info")
+        .args(["--tasks", "50", "--agents", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("INFO"), "some log lines: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "an escape sequence in piped logs"
+    );
+}
