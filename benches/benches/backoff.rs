@@ -1,6 +1,8 @@
 //! The cost of retrying: a call that succeeds at once, and a call that fails 3 times with zero
 //! delay before succeeding, each through a direct call (the baseline), recovery-backoff's
-//! `retry`, backon and tokio-retry, on a current-thread tokio runtime.
+//! `retry`, backon and tokio-retry, on a current-thread tokio runtime; and a tower service that
+//! succeeds at once behind `RetryLayer`, with recovery-backoff's `BackoffPolicy` against a policy
+//! on tower's own `ExponentialBackoff`.
 //!
 //! Each measurement runs its whole loop inside one `block_on`, so the runtime's entry cost is
 //! not counted per call.
@@ -126,8 +128,89 @@ fn group(
     g.finish();
 }
 
+/// A policy on tower's own `ExponentialBackoff`, as a tower user writes one: at most `left`
+/// retries, each after the backoff's next delay.
+#[derive(Clone)]
+struct TowerExponential {
+    backoff: tower::retry::backoff::ExponentialBackoff,
+    left: u32,
+}
+
+impl<Req: Clone, Res, E> tower::retry::Policy<Req, Res, E> for TowerExponential {
+    type Future = tokio::time::Sleep;
+
+    fn retry(&mut self, _: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        use tower::retry::backoff::Backoff;
+        if result.is_ok() || self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        Some(self.backoff.next_backoff())
+    }
+
+    fn clone_request(&mut self, req: &Req) -> Option<Req> {
+        Some(req.clone())
+    }
+}
+
+/// A service that succeeds at once behind tower's `RetryLayer`, with each policy.
+fn tower_group(c: &mut Criterion) {
+    use tower::retry::RetryLayer;
+    use tower::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
+    use tower::util::rng::HasherRng;
+    use tower::{Service, ServiceBuilder, ServiceExt};
+
+    let rt = recovery_benches::runtime();
+    let ok = || tower::service_fn(|x: u32| async move { Ok::<u32, Fail>(x) });
+    let mut g = c.benchmark_group("tower_retry_success");
+    let ours = recovery_backoff::BackoffPolicy::new(BackoffConfig::default());
+    let mut svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(ours))
+        .service(ok());
+    g.bench_function("recovery_backoff", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters {
+                    let r = svc.ready().await.unwrap().call(i as u32).await;
+                    black_box(r.is_ok());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    let mut maker = ExponentialBackoffMaker::new(
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+        0.1,
+        HasherRng::default(),
+    )
+    .expect("valid");
+    let theirs = TowerExponential {
+        backoff: maker.make_backoff(),
+        left: 5,
+    };
+    let mut svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(theirs))
+        .service(ok());
+    g.bench_function("tower_exponential", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters {
+                    let r = svc.ready().await.unwrap().call(i as u32).await;
+                    black_box(r.is_ok());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
+    tower_group(&mut c);
 
     // The spec's schedule (100 ms, x2, 5 retries); the operation succeeds at once, so no
     // delay is ever taken.

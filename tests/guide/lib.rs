@@ -40,3 +40,6 @@ pub mod simulation {}
 
 #[doc = include_str!("../../docs/guide/several-instances.md")]
 pub mod several_instances {}
+
+#[doc = include_str!("../../docs/guide/the-spec.md")]
+pub mod the_spec {}

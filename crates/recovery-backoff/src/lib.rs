@@ -51,6 +51,8 @@
 //!   recovery-core and the recovery manager; turns on `serde`.
 //! - `serde`: `Serialize` and `Deserialize` for [`BackoffConfig`] (durations written as
 //!   `"100ms"`) and [`Jitter`].
+//! - `tower`: `BackoffPolicy`, a `tower::retry::Policy` with this crate's schedule, jitter and
+//!   predicate, and `tower::retry::budget::Budget` for [`RetryBudget`].
 //!
 //! With `default-features = false` the crate is the schedule, the budget and the standalone
 //! [`retry`], and depends on tokio's timer, `pin-project-lite` and `libm` only (fewer crates than
@@ -122,6 +124,8 @@ mod schedule;
 mod standalone;
 #[cfg(feature = "strategy")]
 mod strategy;
+#[cfg(feature = "tower")]
+mod tower;
 mod xoshiro;
 
 pub use budget::RetryBudget;
@@ -137,3 +141,5 @@ pub use standalone::{
 };
 #[cfg(feature = "strategy")]
 pub use strategy::ExponentialBackoffStrategy;
+#[cfg(feature = "tower")]
+pub use tower::BackoffPolicy;
