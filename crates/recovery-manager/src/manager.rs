@@ -476,6 +476,9 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             result.success,
             result.recovery_duration.as_secs_f64(),
         );
+        if result.success {
+            names::effect(&result.action);
+        }
         let evicted = self.history.push(Entry {
             id,
             recovery_id: a.recovery_id,

@@ -10,6 +10,55 @@ pub const ATTEMPTS: &str = "swarm_recovery_attempts_total";
 pub const DURATION: &str = "swarm_recovery_attempt_duration_seconds";
 /// Counter: errors that went straight to manual intervention, labelled `error_kind`.
 pub const MANUAL_INTERVENTIONS: &str = "swarm_recovery_manual_interventions_total";
+/// Counter: checkpoints taken (by monitoring or `create_checkpoint`), labelled `outcome`.
+pub const CHECKPOINTS_CREATED: &str = "swarm_recovery_checkpoints_created_total";
+/// Counter: checkpoints restored by a recovery that succeeded.
+pub const CHECKPOINTS_RESTORED: &str = "swarm_recovery_checkpoints_restored_total";
+/// Counter: healing actions applied by a recovery that succeeded, labelled `action` (the kind
+/// of action: `RestartComponent`, `AdjustConfig`, `ReallocateTasks`, ...; never its argument).
+pub const HEALING_ACTIONS: &str = "swarm_recovery_healing_actions_total";
+/// Gauge: the degradation level last applied, 0 (Normal) to 3 (Critical), by a recovery or by
+/// monitoring.
+pub const DEGRADATION_LEVEL: &str = "swarm_recovery_degradation_level";
+
+/// Every metric the manager records, as exported.
+pub const ALL: [&str; 7] = [
+    ATTEMPTS,
+    DURATION,
+    MANUAL_INTERVENTIONS,
+    CHECKPOINTS_CREATED,
+    CHECKPOINTS_RESTORED,
+    HEALING_ACTIONS,
+    DEGRADATION_LEVEL,
+];
+
+/// Count a checkpoint taken or not.
+#[cfg(feature = "checkpoint")]
+pub(crate) fn checkpoint_created(ok: bool) {
+    metrics::counter!(CHECKPOINTS_CREATED, "outcome" => outcome(ok)).increment(1);
+}
+
+/// Set the level gauge.
+pub(crate) fn degradation_level(level: u8) {
+    metrics::gauge!(DEGRADATION_LEVEL).set(f64::from(level));
+}
+
+/// Record what a successful result did beyond the attempt itself: a restore, a level, a
+/// healing action.
+pub(crate) fn effect(action: &recovery_core::RecoveryAction) {
+    use recovery_core::RecoveryAction;
+    match action {
+        RecoveryAction::Restored { .. } => metrics::counter!(CHECKPOINTS_RESTORED).increment(1),
+        RecoveryAction::Degraded { level } => degradation_level(*level),
+        RecoveryAction::Healed { action, .. } => {
+            // The kind only (`RestartComponent(agent_protocol)` counts as `RestartComponent`),
+            // so the label set stays small.
+            let kind = action.split(['(', ' ', ':']).next().unwrap_or("unknown");
+            metrics::counter!(HEALING_ACTIONS, "action" => kind.to_owned()).increment(1);
+        }
+        _ => {}
+    }
+}
 
 /// What the `counter!` and `histogram!` macros would pass for a metric of this module.
 static METADATA: Metadata<'static> =

@@ -168,10 +168,13 @@ impl<T: ?Sized + Send + Sync> JobParts<T> {
         #[cfg(feature = "degradation")]
         if let Some(stepper) = &self.stepper {
             match stepper.step(target).await {
-                Ok(Some(change)) => tracing::info!(
-                    target: "recovery_manager::monitoring",
-                    from = %change.from, to = %change.to, "degradation level changed by monitoring"
-                ),
+                Ok(Some(change)) => {
+                    crate::metrics::degradation_level(change.to.as_u8());
+                    tracing::info!(
+                        target: "recovery_manager::monitoring",
+                        from = %change.from, to = %change.to, "degradation level changed by monitoring"
+                    );
+                }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(
                     target: "recovery_manager::monitoring",
@@ -187,7 +190,9 @@ impl<T: ?Sized + Send + Sync> JobParts<T> {
     pub(crate) async fn checkpoint(&self, target: &T) {
         #[cfg(feature = "checkpoint")]
         if let Some(checkpointer) = &self.checkpointer {
-            match checkpointer.checkpoint(target).await {
+            let taken = checkpointer.checkpoint(target).await;
+            crate::metrics::checkpoint_created(taken.is_ok());
+            match taken {
                 Ok(id) => tracing::debug!(
                     target: "recovery_manager::monitoring",
                     checkpoint_id = %id,
@@ -277,6 +282,8 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                     .into(),
             )
         })?;
-        Ok(checkpointer.checkpoint(target).await?)
+        let taken = checkpointer.checkpoint(target).await;
+        crate::metrics::checkpoint_created(taken.is_ok());
+        Ok(taken?)
     }
 }

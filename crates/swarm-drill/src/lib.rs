@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod executor;
 pub mod faults;
 pub mod pressure;
+pub mod prometheus;
 pub mod report;
 pub mod sim;
 

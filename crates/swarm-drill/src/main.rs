@@ -92,6 +92,14 @@ struct Cli {
     /// A scenario instead of the drill: `metastable` runs the metastable-failure experiment.
     #[arg(long, value_name = "NAME", value_parser = ["metastable"])]
     scenario: Option<String>,
+    /// Serve the metrics for Prometheus at http://ADDR/metrics while the drill runs: `PORT`
+    /// (on 127.0.0.1) or `IP:PORT`; port 0 picks a free one (the address is printed).
+    #[arg(long, value_name = "ADDR", value_parser = swarm_drill::prometheus::parse_listen)]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// With `--metrics-listen`: keep serving this long after the report, so that Prometheus
+    /// scrapes the last values.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, requires = "metrics_listen")]
+    metrics_linger: Duration,
     #[command(flatten)]
     cluster: cluster_cli::ClusterArgs,
 }
@@ -283,6 +291,10 @@ fn drill(cli: Cli) -> Result<bool, DrillError> {
         .build()
         .map_err(|e| DrillError::Setup(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
+        if let Some(addr) = cli.metrics_listen {
+            let served = swarm_drill::prometheus::serve_metrics(addr)?;
+            eprintln!("drill: metrics for Prometheus at http://{served}/metrics");
+        }
         let baseline_throughput = if cli.baseline {
             eprintln!("drill: running the fault-free baseline first");
             Some(baseline(&options).await?)
@@ -312,6 +324,13 @@ fn drill(cli: Cli) -> Result<bool, DrillError> {
         println!("{}", report.last_line());
         if let Some(path) = &cli.json {
             write_json(path, &report)?;
+        }
+        if cli.metrics_listen.is_some() && !cli.metrics_linger.is_zero() {
+            eprintln!(
+                "drill: serving the metrics for another {}",
+                humantime::format_duration(cli.metrics_linger)
+            );
+            tokio::time::sleep(cli.metrics_linger).await;
         }
         Ok(report.passed())
     })
