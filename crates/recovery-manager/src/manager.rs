@@ -145,13 +145,19 @@ impl<T: ?Sized> Clone for Registered<T> {
 struct Named {
     id: Arc<str>,
     metrics: StrategyMetrics,
+    /// Attempts since the strategy was registered (the history keeps only the last ones).
+    attempts: std::sync::atomic::AtomicU64,
 }
 
 impl Named {
     fn new(id: &str) -> Self {
         let id: Arc<str> = Arc::from(id);
         let metrics = StrategyMetrics::new(metrics::SharedString::from_shared(Arc::clone(&id)));
-        Self { id, metrics }
+        Self {
+            id,
+            metrics,
+            attempts: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 }
 
@@ -240,6 +246,20 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 .collect::<Vec<_>>()
         });
         before.iter().any(|s| &*s.name.id == strategy_id)
+    }
+
+    /// Attempts of each registered strategy since it was registered, by id: totals, unlike the
+    /// statistics, which cover the history's last `history_retention` attempts. Cheap (one
+    /// atomic per strategy) and never waits.
+    pub fn attempts_by_strategy(&self) -> std::collections::BTreeMap<String, u64> {
+        self.strategies
+            .load()
+            .iter()
+            .map(|s| {
+                let n = s.name.attempts.load(std::sync::atomic::Ordering::Relaxed);
+                (s.name.id.to_string(), n)
+            })
+            .collect()
     }
 
     /// The ids of the registered strategies, in registration order.
@@ -471,6 +491,9 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             duration_ms = result.recovery_duration.as_millis() as u64,
             "Recovery attempt completed"
         );
+        strategy
+            .attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         strategy.metrics.record(
             error.kind(),
             result.success,

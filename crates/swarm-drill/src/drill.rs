@@ -243,6 +243,12 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
         Arc::clone(&stop_feeder),
     ));
 
+    let sampler = crate::timeline::Sampler::start(
+        Arc::clone(&coordinator),
+        Arc::clone(&manager),
+        Arc::clone(&executor),
+        Duration::from_millis(100),
+    );
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + options.duration_limit;
     let settled = Arc::new(AtomicU64::new(0));
@@ -301,6 +307,7 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
     }
     progress.update(settled.load(Ordering::Relaxed), options.tasks);
     let elapsed = started.elapsed();
+    let timeline = sampler.finish().await;
     monitoring.shutdown().await;
     stop_feeder.store(true, Ordering::Relaxed);
     let seconds_at_level = feeder.await.unwrap_or_default();
@@ -337,6 +344,7 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
         })
         .collect();
     let report = Report {
+        timeline,
         options: RunOptions {
             agents: options.agents,
             tasks: options.tasks,
@@ -431,8 +439,16 @@ async fn feed_pressure(
 ///
 /// As [`run`].
 pub async fn baseline(options: &DrillOptions) -> Result<f64, DrillError> {
+    Ok(baseline_report(options).await?.throughput)
+}
+
+/// The report of the same workload without faults (what [`baseline`] measures).
+///
+/// # Errors
+///
+/// As [`run`].
+pub async fn baseline_report(options: &DrillOptions) -> Result<Report, DrillError> {
     let mut quiet = options.clone();
     quiet.rates = FaultRates::NONE;
-    let report = run(&quiet, &()).await?;
-    Ok(report.throughput)
+    run(&quiet, &()).await
 }

@@ -23,16 +23,21 @@
 //! ([`faults::decide`]), never from timing, so `--seed` repeats the same fault plan (its digest
 //! is printed in the report).
 
+pub mod chart;
 pub mod cluster;
 pub mod executor;
 pub mod faults;
+pub mod html;
 pub mod pressure;
 pub mod prometheus;
 pub mod report;
 pub mod sim;
+pub mod timeline;
 
 mod drill;
 
-pub use drill::{DrillError, DrillOptions, Progress, baseline, drill_settings, run};
+pub use drill::{
+    DrillError, DrillOptions, Progress, baseline, baseline_report, drill_settings, run,
+};
 pub use faults::{Fault, FaultRates};
 pub use report::{Report, RunOptions};

@@ -14,7 +14,9 @@ mod cluster_cli;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use recovery_manager::RecoverySettings;
-use swarm_drill::{DrillError, DrillOptions, FaultRates, Progress, baseline, drill_settings, run};
+use swarm_drill::{
+    DrillError, DrillOptions, FaultRates, Progress, Report, baseline_report, drill_settings, run,
+};
 
 /// Run a swarm coordinator under injected faults and report how the recovery system kept it
 /// going.
@@ -65,6 +67,11 @@ struct Cli {
     /// First run the same workload without faults and report throughput against it.
     #[arg(long)]
     baseline: bool,
+    /// Write a self-contained HTML report with charts to this file (completed tasks against the
+    /// fault-free run, which it runs first; faults and recoveries by strategy; the degradation
+    /// level; runs in flight). In simulation mode the time axis is simulated time.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// Tasks in flight at once.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     in_flight: u32,
@@ -189,6 +196,32 @@ fn simulate(cli: &Cli) -> Result<bool, DrillError> {
     if let Some(path) = &cli.json {
         write_json(path, &report)?;
     }
+    if let Some(path) = &cli.html {
+        let o = &report.options;
+        let page = swarm_drill::html::Page {
+            title: format!(
+                "swarm-drill --simulate: {} simulated day(s), {} agents, seed {}",
+                o.days, o.agents, o.seed
+            ),
+            last_line: report.last_line(),
+            options: vec![
+                ("seed".into(), o.seed.to_string()),
+                (
+                    "days, agents, utilisation".into(),
+                    format!("{}, {}, {}", o.days, o.agents, o.utilisation),
+                ),
+                ("median task".into(), format!("{:?}", o.median_task)),
+                ("trace digest".into(), report.trace_digest.clone()),
+            ],
+            table: report.table(),
+            timeline: &report.timeline,
+            baseline: report.fault_free_timeline.as_ref(),
+            time_label: "simulated hours",
+            time_unit: 3600.0,
+            passed: report.passed(),
+        };
+        write_html(path, &page)?;
+    }
     Ok(report.passed() || cli.until.is_some())
 }
 
@@ -232,6 +265,69 @@ fn metastable() -> bool {
         }
     );
     shown
+}
+
+/// The HTML page of a drill run.
+fn drill_page<'a>(report: &'a Report, baseline: Option<&'a Report>) -> swarm_drill::html::Page<'a> {
+    let o = &report.options;
+    let r = &o.rates;
+    swarm_drill::html::Page {
+        title: format!(
+            "swarm-drill: {} tasks on {} agents, seed {}",
+            o.tasks, o.agents, o.seed
+        ),
+        last_line: report.last_line(),
+        options: vec![
+            ("seed".into(), o.seed.to_string()),
+            (
+                "agents, tasks, in flight".into(),
+                format!("{}, {}, {}", o.agents, o.tasks, o.in_flight),
+            ),
+            (
+                "fault rates per run".into(),
+                format!(
+                    "communication {}, timeout {}, crash {}, corruption {}, pressure {}, fatal {}",
+                    r.communication,
+                    r.timeout,
+                    r.agent_crash,
+                    r.state_corruption,
+                    r.resource_pressure,
+                    r.non_recoverable
+                ),
+            ),
+            (
+                "throughput".into(),
+                match report.baseline_throughput {
+                    Some(b) => format!(
+                        "{:.0} tasks/s, fault-free {b:.0} tasks/s ({:.2})",
+                        report.throughput,
+                        report.throughput / b
+                    ),
+                    None => format!("{:.0} tasks/s", report.throughput),
+                },
+            ),
+        ],
+        table: report.table(),
+        timeline: &report.timeline,
+        baseline: baseline.map(|b| &b.timeline),
+        time_label: "seconds",
+        time_unit: 1.0,
+        passed: report.passed(),
+    }
+}
+
+fn write_html(
+    path: &std::path::Path,
+    page: &swarm_drill::html::Page<'_>,
+) -> Result<(), DrillError> {
+    std::fs::write(path, page.render()).map_err(|e| {
+        DrillError::Setup(format!(
+            "cannot write the HTML report to {}: {e}",
+            path.display()
+        ))
+    })?;
+    eprintln!("drill: HTML report written to {}", path.display());
+    Ok(())
 }
 
 fn write_json<T: serde::Serialize>(path: &std::path::Path, report: &T) -> Result<(), DrillError> {
@@ -295,9 +391,9 @@ fn drill(cli: Cli) -> Result<bool, DrillError> {
             let served = swarm_drill::prometheus::serve_metrics(addr)?;
             eprintln!("drill: metrics for Prometheus at http://{served}/metrics");
         }
-        let baseline_throughput = if cli.baseline {
+        let baseline = if cli.baseline || cli.html.is_some() {
             eprintln!("drill: running the fault-free baseline first");
-            Some(baseline(&options).await?)
+            Some(baseline_report(&options).await?)
         } else {
             None
         };
@@ -319,11 +415,14 @@ fn drill(cli: Cli) -> Result<bool, DrillError> {
         if let Reporter::Bar(bar) = &reporter {
             bar.finish_and_clear();
         }
-        report.baseline_throughput = baseline_throughput;
+        report.baseline_throughput = baseline.as_ref().map(|b| b.throughput);
         print!("{}", report.table());
         println!("{}", report.last_line());
         if let Some(path) = &cli.json {
             write_json(path, &report)?;
+        }
+        if let Some(path) = &cli.html {
+            write_html(path, &drill_page(&report, baseline.as_ref()))?;
         }
         if cli.metrics_listen.is_some() && !cli.metrics_linger.is_zero() {
             eprintln!(

@@ -8,6 +8,7 @@ use recovery_manager::RecoverySettings;
 use serde::{Deserialize, Serialize};
 
 use crate::FaultRates;
+use crate::timeline::Timeline;
 
 /// Recoveries of one strategy.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -98,6 +99,8 @@ pub struct Report {
     pub throughput: f64,
     /// Completed tasks per second of the fault-free baseline, when asked for.
     pub baseline_throughput: Option<f64>,
+    /// The run over time, a sample every 100 ms (fewer for long runs).
+    pub timeline: Timeline,
 }
 
 impl Report {

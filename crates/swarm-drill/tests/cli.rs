@@ -240,3 +240,41 @@ fn logs_carry_no_colour_when_stderr_is_not_a_terminal() {
         "an escape sequence in piped logs"
     );
 }
+
+#[test]
+fn the_html_report_is_one_self_contained_page_with_its_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let out = drill()
+        .args(["--tasks", "800", "--agents", "4"])
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert_eq!(page.matches("<svg").count(), 4, "four charts");
+    for title in [
+        "Completed tasks",
+        "Faults and recovery attempts",
+        "Degradation level",
+        "Runs in flight",
+    ] {
+        assert!(page.contains(title), "{title}");
+    }
+    assert!(
+        page.contains("fault-free"),
+        "the fault-free run is drawn beside it"
+    );
+    assert!(page.contains("drill: 800 tasks"), "the closing line");
+    assert!(
+        !page.contains("<script") && !page.contains("src=") && !page.contains("href=\"http"),
+        "nothing fetched"
+    );
+    assert!(!page.contains("NaN"));
+}

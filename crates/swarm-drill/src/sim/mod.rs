@@ -46,12 +46,13 @@ pub fn simulate(options: &SimOptions, baseline: bool) -> Result<SimReport, Strin
             until_event: None,
             ..options.clone()
         };
-        Some(run_once(&free)?.completed_per_hour)
+        Some(run_once(&free)?)
     } else {
         None
     };
     let mut report = run_once(options)?;
-    report.fault_free_per_hour = fault_free;
+    report.fault_free_per_hour = fault_free.as_ref().map(|f| f.completed_per_hour);
+    report.fault_free_timeline = fault_free.map(|f| f.timeline);
     Ok(report)
 }
 

@@ -112,6 +112,10 @@ pub struct SimReport {
     pub completed_per_hour: f64,
     /// The same workload and seed with the fault plan off, completed per hour (when run).
     pub fault_free_per_hour: Option<f64>,
+    /// The run over time (simulated seconds), a sample every 5 simulated minutes.
+    pub timeline: crate::timeline::Timeline,
+    /// The fault-free run over time, when it ran.
+    pub fault_free_timeline: Option<crate::timeline::Timeline>,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
     /// Time to recover, by fault kind.
@@ -199,6 +203,8 @@ impl SimReport {
             lost,
             completed_per_hour: completed as f64 / hours,
             fault_free_per_hour: None,
+            timeline: crate::timeline::Timeline::default(),
+            fault_free_timeline: None,
             faults: world
                 .injected
                 .iter()

@@ -143,6 +143,9 @@ impl Sim {
             w.trace.stopped.clone().or(stop),
         );
         report.failed_by_reason = self.failed_by.clone();
+        drop(w);
+        self.sample();
+        report.timeline = std::mem::take(&mut self.timeline);
         report
     }
 }

@@ -43,6 +43,8 @@ use super::world::{FlakyStore, RunFault, SimAgent, SimExecutor, SimSampler, Wave
 /// How often agents send heartbeats, and the coordinator sweeps and maintains.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 const MAINTAIN_EVERY: Duration = Duration::from_secs(5);
+/// The timeline's sample, every this many maintenance ticks (5 simulated minutes).
+const SAMPLE_EVERY_TICKS: u64 = 60;
 
 pub(crate) struct Sim {
     options: SimOptions,
@@ -77,6 +79,10 @@ pub(crate) struct Sim {
     resubmits: BTreeMap<(Instant, u64), Offered>,
     /// Tasks failed for good, by what gave up and on which error.
     failed_by: BTreeMap<String, u64>,
+    /// The run over time, a sample every 5 simulated minutes.
+    timeline: crate::timeline::Timeline,
+    /// Recovery attempts by strategy of the coordinators before the current one.
+    recoveries_before: BTreeMap<String, u64>,
 }
 
 fn manager(
@@ -211,6 +217,11 @@ impl Sim {
             joins_due: Vec::new(),
             resubmits: BTreeMap::new(),
             failed_by: BTreeMap::new(),
+            timeline: crate::timeline::Timeline {
+                every_secs: SAMPLE_EVERY_TICKS as f64 * MAINTAIN_EVERY.as_secs_f64(),
+                points: Vec::new(),
+            },
+            recoveries_before: BTreeMap::new(),
         }
     }
 
@@ -273,6 +284,9 @@ impl Sim {
                     } else if next_maintain <= now {
                         self.maintain();
                         next_maintain = now + MAINTAIN_EVERY;
+                        if self.ticks % SAMPLE_EVERY_TICKS == 0 {
+                            self.sample();
+                        }
                     }
                 }
             }
@@ -287,6 +301,27 @@ impl Sim {
             }
         }
         self.finish().await
+    }
+
+    /// Add a sample to the timeline (it reads, never changes, what the run does).
+    fn sample(&mut self) {
+        let mut recoveries = self.recoveries_before.clone();
+        for (k, v) in self.coordinator.recovery_manager().attempts_by_strategy() {
+            *recoveries.entry(k).or_default() += v;
+        }
+        let faults = self.world.lock().injected.values().sum();
+        self.timeline.points.push(crate::timeline::Point {
+            t: self.now().as_secs_f64(),
+            completed: self.counts.get("completed").copied().unwrap_or(0),
+            faults,
+            recoveries,
+            level: self.coordinator.level().as_u8(),
+            in_flight: self.coordinator.parallelism().0 as u64,
+        });
+        if self.timeline.points.len() >= 2000 {
+            self.timeline.points = self.timeline.points.iter().step_by(2).cloned().collect();
+            self.timeline.every_secs *= 2.0;
+        }
     }
 
     fn inter_arrival(&mut self) -> Duration {

@@ -39,6 +39,9 @@ impl Sim {
             ),
         }
         .expect("the checkpoint's config is valid");
+        for (k, v) in self.coordinator.recovery_manager().attempts_by_strategy() {
+            *self.recoveries_before.entry(k).or_default() += v;
+        }
         self.coordinator = Arc::clone(&c);
         self.world.lock().coordinator = Arc::downgrade(&c);
         m.start_monitoring().await;
