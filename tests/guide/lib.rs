@@ -43,3 +43,6 @@ pub mod several_instances {}
 
 #[doc = include_str!("../../docs/guide/the-spec.md")]
 pub mod the_spec {}
+
+#[doc = include_str!("../../docs/guide/breakers.md")]
+pub mod breakers {}

@@ -28,7 +28,7 @@ struct Inner<K> {
 }
 
 /// What a set did so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BreakerStats {
     /// Breakers that opened (from closed).
     pub opened: u64,

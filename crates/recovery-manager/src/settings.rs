@@ -72,6 +72,10 @@ pub struct RecoverySettings {
     /// The healing strategy's rules.
     #[cfg(feature = "healing")]
     pub healing: HealingSettings,
+    /// Circuit breakers per agent, for a coordinator that takes them (`[breaker]`; off when
+    /// the section is missing).
+    #[cfg(feature = "breaker")]
+    pub breaker: Option<recovery_breaker::BreakerConfig>,
 }
 
 /// The `[checkpoint]` section.
@@ -235,6 +239,10 @@ impl RecoverySettings {
         #[cfg(feature = "healing")]
         for rule in &self.healing.rules {
             rule.validate().map_err(|e| ("healing", e.to_string()))?;
+        }
+        #[cfg(feature = "breaker")]
+        if let Some(b) = &self.breaker {
+            b.validate().map_err(|e| ("breaker", e.to_string()))?;
         }
         Ok(())
     }

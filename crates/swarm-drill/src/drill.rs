@@ -223,8 +223,12 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
         Duration::from_secs(options.task_timeout_secs) + Duration::from_millis(500),
     ));
     let coordinator =
-        SwarmCoordinator::with_manager(config, executor.clone(), Arc::clone(&manager))
-            .map_err(|e| DrillError::Usage(e.to_string()))?;
+        SwarmCoordinator::with_options(config, executor.clone(), Arc::clone(&manager), {
+            let mut o = swarm_integration::CoordinatorOptions::default();
+            o.breaker = options.settings.breaker.clone();
+            o
+        })
+        .map_err(|e| DrillError::Usage(e.to_string()))?;
     executor.attach(&coordinator);
     for i in 0..options.agents {
         coordinator
@@ -345,6 +349,7 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
         .collect();
     let report = Report {
         timeline,
+        breakers: coordinator.breaker_stats(),
         options: RunOptions {
             agents: options.agents,
             tasks: options.tasks,

@@ -101,6 +101,8 @@ pub struct Report {
     pub baseline_throughput: Option<f64>,
     /// The run over time, a sample every 100 ms (fewer for long runs).
     pub timeline: Timeline,
+    /// What the agents' circuit breakers did, when the settings turn them on (`[breaker]`).
+    pub breakers: Option<recovery_breaker::BreakerStats>,
 }
 
 impl Report {
@@ -186,6 +188,19 @@ impl Report {
         }
         for (action, n) in &self.healing_actions {
             let _ = writeln!(s, "  {action:<28}{n:>10}");
+        }
+        if let Some(b) = &self.breakers {
+            let _ = writeln!(s, "\ncircuit breakers");
+            for (what, n) in [
+                ("opened", b.opened),
+                ("probe failed, open again", b.reopened),
+                ("probe succeeded, closed", b.closed),
+                ("held closed by the cap", b.cap_reached),
+                ("calls refused", b.rejected),
+                ("open at the end", b.open_now),
+            ] {
+                let _ = writeln!(s, "  {what:<28}{n:>10}");
+            }
         }
         let _ = writeln!(
             s,

@@ -278,3 +278,39 @@ fn the_html_report_is_one_self_contained_page_with_its_charts() {
     );
     assert!(!page.contains("NaN"));
 }
+
+#[test]
+fn breakers_from_the_config_file_run_in_the_drill_and_a_bad_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("breaker.toml");
+    std::fs::write(
+        &good,
+        "[breaker]\nwindow = 10\nminimum_calls = 5\nfailure_rate_threshold = 0.4\nopen_for = \"200ms\"\n",
+    )
+    .unwrap();
+    let out = drill()
+        .args(["--tasks", "3000", "--agents", "16", "--crash-rate", "0.03"])
+        .arg("--config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("circuit breakers"), "{stdout}");
+    let opened: u64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("opened")?.trim().parse().ok())
+        .unwrap();
+    assert!(opened > 0, "crashing agents opened breakers:\n{stdout}");
+    assert!(stdout.lines().last().unwrap().contains(" 0 lost"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[breaker]\nwindow = 10\nminimum_calls = 50\n").unwrap();
+    let out = drill().arg("--config").arg(&bad).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[breaker]") && stderr.contains("`minimum_calls`"),
+        "{stderr}"
+    );
+}

@@ -41,6 +41,8 @@ pub struct SwarmCoordinator {
     pub(crate) supervisor: Supervisor,
     checks: Checks,
     started: Instant,
+    /// The agents' circuit breakers, when [`CoordinatorOptions::breaker`] is set.
+    pub(crate) breakers: Option<Arc<recovery_breaker::BreakerSet<AgentId>>>,
 }
 
 /// How to build a [`SwarmCoordinator`] beyond its config and executor.
@@ -56,6 +58,10 @@ pub struct CoordinatorOptions {
     /// table and the waiting callers after every transition while the table holds at most 128
     /// tasks, after one in every ⌈tasks / 128⌉ past that.
     pub check_invariants: bool,
+    /// A circuit breaker per agent ([`recovery_breaker`]): an agent whose runs fail (or are
+    /// slow) too often is taken out of the pick, its trust lowered and its tasks moved, then let
+    /// back for one probe after the open time. Off without it.
+    pub breaker: Option<recovery_breaker::BreakerConfig>,
 }
 
 /// An invariant found broken after a transition.
@@ -145,7 +151,19 @@ impl SwarmCoordinator {
                 .restrict_components(components::NAMES)
                 .map_err(|e| SwarmError::InvalidConfiguration(e.to_string()))?;
         }
+        let breakers = match &options.breaker {
+            Some(config) => {
+                let set = recovery_breaker::BreakerSet::new(config.clone())
+                    .map_err(|e| SwarmError::InvalidConfiguration(e.to_string()))?;
+                for agent in state.agents.keys() {
+                    set.insert(*agent);
+                }
+                Some(set)
+            }
+            None => None,
+        };
         let coordinator = Arc::new_cyclic(|me: &Weak<Self>| Self {
+            breakers,
             me: me.clone(),
             state: Mutex::new(state),
             executor,
@@ -294,7 +312,11 @@ impl SwarmCoordinator {
     /// `Overloaded` while the degradation level pauses new connections (Critical);
     /// `SwarmSizeLimitExceeded` when `max_agents` are registered.
     pub fn register_agent(&self, spec: AgentSpec) -> SwarmResult<AgentId> {
-        self.transition(|s, now| s.register_agent(spec, now))
+        let id = self.transition(|s, now| s.register_agent(spec, now))?;
+        if let Some(b) = &self.breakers {
+            b.insert(id);
+        }
+        Ok(id)
     }
 
     /// Remove an agent. Its run, if any, is told to stop (its result will be discarded) and its
@@ -304,7 +326,11 @@ impl SwarmCoordinator {
     ///
     /// `AgentNotFound` for an unknown agent.
     pub fn deregister_agent(&self, agent: AgentId) -> SwarmResult<()> {
-        self.transition(|s, now| s.deregister_agent(agent, now))
+        self.transition(|s, now| s.deregister_agent(agent, now))?;
+        if let Some(b) = &self.breakers {
+            b.remove(&agent);
+        }
+        Ok(())
     }
 
     /// What the coordinator knows about an agent.

@@ -82,6 +82,7 @@
 //! | degradation | `Degradable` | a level refuses lower priorities at submission, scales `max_parallel_tasks` by 1, 0.75, 0.5, 0.25, defers speculative work and the maintenance pass (Reduced), stops per-task events (Minimal), refuses new agents (Critical) |
 //! | self-healing | `Healable` | restarts [`COMPONENTS`] through a supervisor with restart intensity (`agent_protocol` reconnects failed agents through [`AgentExecutor::reconnect`], `task_scheduler` moves work off unhealthy agents), patches [`ADJUSTABLE_KEYS`] of the config, moves tasks off failed agents; a restart with nothing to do is `no_change` |
 
+mod breaker;
 mod capabilities;
 mod components;
 mod config;

@@ -191,6 +191,8 @@ impl SwarmCoordinator {
             task: &ticket.task,
             heartbeats: &beats,
         };
+        let permit = self.breaker_permit(ticket.agent.id);
+        let started = Instant::now();
         let outcome = tokio::select! {
             biased;
             () = ticket.cancel.cancelled() => RunOutcome::Cancelled,
@@ -211,6 +213,7 @@ impl SwarmCoordinator {
         );
         guard.armed = false;
         let agent = ticket.agent.id;
+        let verdict = self.breaker_outcome(&outcome, started.elapsed());
         let finished = self.transition(|s, now| {
             if dead {
                 let _ = s.declare_agent_failed(agent, now);
@@ -220,6 +223,7 @@ impl SwarmCoordinator {
         if let Some(w) = finished.watchers {
             w.notify_waiters();
         }
+        self.breaker_record(agent, permit, verdict);
         match finished.end {
             RunEnd::Applied(result) => result,
             RunEnd::Discarded(error) => Err(error),

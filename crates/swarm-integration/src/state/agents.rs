@@ -190,6 +190,15 @@ impl SwarmState {
         Ok(())
     }
 
+    /// An open circuit breaker takes the agent out: its trust drops as for a crash, and it is
+    /// quarantined (its run is told to stop, the tasks waiting for it wait for another).
+    pub(crate) fn eject_agent(&mut self, agent: AgentId, now: Instant) -> Result<(), SwarmError> {
+        if let Some(t) = self.trust.get_mut(&agent) {
+            *t = (*t - TRUST_CRASH_PENALTY).max(0.0);
+        }
+        self.quarantine_agent(agent, now)
+    }
+
     /// Put a quarantined or failed agent back into rotation (with a fresh heartbeat). Returns
     /// whether it was out.
     pub(crate) fn release_agent(

@@ -1,0 +1,70 @@
+//! The agents' circuit breakers (`CoordinatorOptions::breaker`): every run asks its agent's
+//! breaker first and tells it how the run ended; a breaker that opens takes the agent out
+//! (quarantined, trust lowered, its waiting tasks moved) until its open time is up, and then
+//! the agent's next run is the breaker's one probe.
+
+use std::time::Duration;
+
+use recovery_breaker::{BreakerStats, Outcome, Permit, Transition};
+use recovery_core::AgentId;
+use tokio::time::Instant;
+
+use crate::coordinator::SwarmCoordinator;
+use crate::state::RunOutcome;
+
+impl SwarmCoordinator {
+    /// The breaker's permit for a run of `agent` (none without breakers, or if it refuses: a
+    /// run already dispatched goes on).
+    pub(crate) fn breaker_permit(&self, agent: AgentId) -> Option<Permit<AgentId>> {
+        let set = self.breakers.as_ref()?;
+        set.try_acquire(&agent, Instant::now().into_std()).ok()
+    }
+
+    /// What the run's end says of its agent, for its breaker (`None`: nothing, the run was told
+    /// to stop).
+    pub(crate) fn breaker_outcome(&self, outcome: &RunOutcome, took: Duration) -> Option<Outcome> {
+        let set = self.breakers.as_ref()?;
+        match outcome {
+            RunOutcome::Output(_) if took > set.config().slow_call_duration => Some(Outcome::Slow),
+            RunOutcome::Output(_) => Some(Outcome::Success),
+            RunOutcome::Error(_) | RunOutcome::TimedOut(_) => Some(Outcome::Failure),
+            RunOutcome::Cancelled => None,
+        }
+    }
+
+    /// Tell `agent`'s breaker how its run ended (after the run's end was applied); take the
+    /// agent out if the breaker opened. A permit without a verdict is dropped: a probe's goes
+    /// back.
+    pub(crate) fn breaker_record(
+        &self,
+        agent: AgentId,
+        permit: Option<Permit<AgentId>>,
+        verdict: Option<Outcome>,
+    ) {
+        let (Some(permit), Some(verdict)) = (permit, verdict) else {
+            return;
+        };
+        let now = Instant::now();
+        let until = match permit.record(verdict, now.into_std()) {
+            Transition::Opened { until } | Transition::Reopened { until } => until,
+            _ => return,
+        };
+        if self.transition(|s, t| s.eject_agent(agent, t)).is_err() {
+            return;
+        }
+        let me = self.me.clone();
+        let at = Instant::from_std(until);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            if let Some(c) = me.upgrade() {
+                // Back in the pick: its next run is the probe.
+                let _ = c.release_agent(agent);
+            }
+        });
+    }
+
+    /// What the agents' breakers did so far, when they are on.
+    pub fn breaker_stats(&self) -> Option<BreakerStats> {
+        self.breakers.as_ref().map(|b| b.stats())
+    }
+}
