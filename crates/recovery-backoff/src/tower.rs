@@ -46,14 +46,23 @@ use crate::{Backoff, BackoffConfig, Jitter, RetryBudget};
 /// A `tower::retry::Policy` that retries failed requests after this crate's delays: at most
 /// `max_retries` times per request, only errors the predicate accepts (all by default), and only
 /// while the budget, if any, allows. Successes are not retried.
-pub struct BackoffPolicy<E> {
+pub struct BackoffPolicy<E, W = fn(&E) -> bool> {
     config: BackoffConfig,
     jitter: Jitter,
     seed: Option<u64>,
-    when: Arc<dyn Fn(&E) -> bool + Send + Sync>,
+    /// The predicate: a plain function, or a closure of the caller's (cloned with the policy,
+    /// for each request, so keep it cheap to clone).
+    when: W,
+    error: std::marker::PhantomData<fn(&E)>,
     budget: Option<Arc<dyn Budget + Send + Sync>>,
-    /// This request's schedule, from its first response on.
+    /// This request's schedule, from its first retry on.
     schedule: Option<Backoff>,
+    /// The request had its first response (and its deposit).
+    answered: bool,
+}
+
+fn every_error<E>(_: &E) -> bool {
+    true
 }
 
 impl<E> BackoffPolicy<E> {
@@ -64,21 +73,33 @@ impl<E> BackoffPolicy<E> {
             jitter: Jitter::Proportional(config.jitter_factor),
             config,
             seed: None,
-            when: Arc::new(|_| true),
+            when: every_error::<E>,
+            error: std::marker::PhantomData,
             budget: None,
             schedule: None,
+            answered: false,
         }
     }
 
+    /// Retry only the errors `when` accepts.
+    pub fn when<W2: Fn(&E) -> bool>(self, when: W2) -> BackoffPolicy<E, W2> {
+        BackoffPolicy {
+            config: self.config,
+            jitter: self.jitter,
+            seed: self.seed,
+            when,
+            error: std::marker::PhantomData,
+            budget: self.budget,
+            schedule: None,
+            answered: false,
+        }
+    }
+}
+
+impl<E, W> BackoffPolicy<E, W> {
     /// The jitter to apply.
     pub fn jitter(mut self, jitter: Jitter) -> Self {
         self.jitter = jitter;
-        self
-    }
-
-    /// Retry only the errors `when` accepts.
-    pub fn when(mut self, when: impl Fn(&E) -> bool + Send + Sync + 'static) -> Self {
-        self.when = Arc::new(when);
         self
     }
 
@@ -102,21 +123,23 @@ impl<E> BackoffPolicy<E> {
     }
 }
 
-impl<E> Clone for BackoffPolicy<E> {
+impl<E, W: Clone> Clone for BackoffPolicy<E, W> {
     /// A policy for another request: the same settings and budget, a schedule of its own.
     fn clone(&self) -> Self {
         Self {
             config: self.config,
             jitter: self.jitter,
             seed: self.seed,
-            when: Arc::clone(&self.when),
+            when: self.when.clone(),
+            error: std::marker::PhantomData,
             budget: self.budget.clone(),
             schedule: None,
+            answered: false,
         }
     }
 }
 
-impl<E> std::fmt::Debug for BackoffPolicy<E> {
+impl<E, W> std::fmt::Debug for BackoffPolicy<E, W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BackoffPolicy")
             .field("config", &self.config)
@@ -126,26 +149,31 @@ impl<E> std::fmt::Debug for BackoffPolicy<E> {
     }
 }
 
-impl<Req: Clone, Res, E> Policy<Req, Res, E> for BackoffPolicy<E> {
+impl<Req: Clone, Res, E, W: Fn(&E) -> bool> Policy<Req, Res, E> for BackoffPolicy<E, W> {
     type Future = tokio::time::Sleep;
 
     fn retry(&mut self, _req: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
-        if self.schedule.is_none() {
+        if !self.answered {
             // The request's first response: its one deposit.
+            self.answered = true;
             if let Some(budget) = &self.budget {
                 budget.deposit();
             }
-            let schedule = Backoff::new(&self.config, self.jitter);
-            self.schedule = Some(match self.seed {
-                Some(seed) => schedule.with_seed(seed),
-                None => schedule,
-            });
         }
+        // A success costs nothing more: no schedule is built, no random number drawn.
         let error = result.as_ref().err()?;
         if !(self.when)(error) {
             return None;
         }
-        let delay = self.schedule.as_mut()?.next()?;
+        let (config, jitter, seed) = (&self.config, self.jitter, self.seed);
+        let schedule = self.schedule.get_or_insert_with(|| {
+            let schedule = Backoff::new(config, jitter);
+            match seed {
+                Some(seed) => schedule.with_seed(seed),
+                None => schedule,
+            }
+        });
+        let delay = schedule.next()?;
         if let Some(budget) = &self.budget {
             if !budget.withdraw() {
                 return None;
