@@ -1,7 +1,8 @@
 //! The agents' circuit breakers (`CoordinatorOptions::breaker`): every run asks its agent's
-//! breaker first and tells it how the run ended; a breaker that opens takes the agent out
-//! (quarantined, trust lowered, its waiting tasks moved) until its open time is up, and then
-//! the agent's next run is the breaker's one probe.
+//! breaker first and tells it how the run ended; a breaker that opens takes the agent out of
+//! the pick (trust lowered, its waiting tasks moved; its status is left alone, so a restore
+//! keeps it out) until its open time is up, and then the agent's next run is the breaker's one
+//! probe.
 
 use std::time::Duration;
 
@@ -58,9 +59,14 @@ impl SwarmCoordinator {
             tokio::time::sleep_until(at).await;
             if let Some(c) = me.upgrade() {
                 // Back in the pick: its next run is the probe.
-                let _ = c.release_agent(agent);
+                c.transition(|s, now| s.readmit_agent(agent, now));
             }
         });
+    }
+
+    /// The agents an open breaker keeps out of the pick now.
+    pub fn ejected_agents(&self) -> Vec<AgentId> {
+        self.read(|s| s.ejected.iter().copied().collect())
     }
 
     /// What the agents' breakers did so far, when they are on.

@@ -81,6 +81,7 @@ impl SwarmState {
         }
         self.interrupt_agent_run(agent, Interruption::AgentLeft);
         self.idle.forget(agent);
+        self.ejected.remove(&agent);
         if let Some(a) = self.agents.remove(&agent) {
             if Self::is_healthy(a.status) {
                 self.healthy.change(a.capabilities.iter(), false);
@@ -190,13 +191,36 @@ impl SwarmState {
         Ok(())
     }
 
-    /// An open circuit breaker takes the agent out: its trust drops as for a crash, and it is
-    /// quarantined (its run is told to stop, the tasks waiting for it wait for another).
+    /// An open circuit breaker takes the agent out of the pick until [`readmit_agent`]: its
+    /// trust drops as for a crash, a run it started since is told to stop, and the tasks that
+    /// prefer it wait for another. Its status is left alone (a restore cannot put it back in
+    /// the pick).
+    ///
+    /// [`readmit_agent`]: Self::readmit_agent
     pub(crate) fn eject_agent(&mut self, agent: AgentId, now: Instant) -> Result<(), SwarmError> {
+        if !self.agents.contains_key(&agent) {
+            return Err(SwarmError::AgentNotFound(agent));
+        }
         if let Some(t) = self.trust.get_mut(&agent) {
             *t = (*t - TRUST_CRASH_PENALTY).max(0.0);
         }
-        self.quarantine_agent(agent, now)
+        self.ejected.insert(agent);
+        self.interrupt_agent_run(agent, Interruption::AgentQuarantined);
+        self.release_preferences_of(agent);
+        self.refresh_idle(agent);
+        let _ = now;
+        Ok(())
+    }
+
+    /// Its breaker's open time is up: the agent is back in the pick (its next run is the
+    /// breaker's probe). Returns whether it was out.
+    pub(crate) fn readmit_agent(&mut self, agent: AgentId, now: Instant) -> bool {
+        if !self.ejected.remove(&agent) {
+            return false;
+        }
+        self.refresh_idle(agent);
+        self.dispatch(now);
+        true
     }
 
     /// Put a quarantined or failed agent back into rotation (with a fresh heartbeat). Returns
@@ -228,7 +252,11 @@ impl SwarmState {
     /// Put `agent` in the idle pool if it is idle and runs nothing, else take it out.
     pub(crate) fn refresh_idle(&mut self, agent: AgentId) {
         match self.agents.get(&agent) {
-            Some(a) if a.status == AgentStatus::Idle && a.current_task.is_none() => {
+            Some(a)
+                if a.status == AgentStatus::Idle
+                    && a.current_task.is_none()
+                    && !self.ejected.contains(&agent) =>
+            {
                 let trust = self.trust.get(&agent).copied().unwrap_or(0.0);
                 self.idle.insert(agent, trust, &a.capabilities);
             }

@@ -45,7 +45,9 @@ impl SwarmState {
             } else if a.status == AgentStatus::Busy {
                 problems.push(format!("agent {} is busy with no run", a.id));
             }
-            let should_idle = a.status == AgentStatus::Idle && a.current_task.is_none();
+            let should_idle = a.status == AgentStatus::Idle
+                && a.current_task.is_none()
+                && !self.ejected.contains(&a.id);
             if should_idle != self.idle.contains(a.id) {
                 problems.push(format!(
                     "agent {} is {}in the idle pool but {:?} with {:?}",

@@ -247,6 +247,9 @@ pub(crate) struct SwarmState {
     pub(crate) runs: Map<TaskId, Run>,
     idle: IdlePool,
     healthy: Healthy,
+    /// Agents an open circuit breaker keeps out of the pick (see `eject_agent`). Kept through a
+    /// restore: the checkpoint cannot know of it.
+    pub(crate) ejected: std::collections::BTreeSet<AgentId>,
     waiters: Waiters,
     /// Woken when the level changes (for speculative work waiting for it to lift).
     level_changed: Arc<Notify>,
@@ -277,6 +280,7 @@ impl SwarmState {
             runs: Map::default(),
             idle: IdlePool::default(),
             healthy: Healthy::default(),
+            ejected: std::collections::BTreeSet::new(),
             waiters: Waiters::default(),
             level_changed: Arc::new(Notify::new()),
             watchers: Map::default(),
