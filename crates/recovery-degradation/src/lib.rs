@@ -85,6 +85,7 @@ mod degradable;
 mod error;
 mod level;
 mod monitor;
+pub mod predict;
 mod sampler;
 mod strategy;
 #[cfg(feature = "sysinfo")]
