@@ -65,7 +65,15 @@ impl TrendConfig {
     /// # Errors
     ///
     /// The first bad field, named.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::InvalidDegradationConfig> {
+        self.check()
+            .map_err(|problem| crate::InvalidDegradationConfig {
+                field: "prediction",
+                problem,
+            })
+    }
+
+    fn check(&self) -> Result<(), String> {
         let unit = |v: f64| v.is_finite() && v > 0.0 && v < 1.0;
         if !unit(self.alpha) {
             return Err(format!("`alpha` is {}; it must be in (0, 1)", self.alpha));
@@ -277,13 +285,13 @@ mod tests {
         }
         .validate()
         .unwrap_err();
-        assert!(e.contains("`alpha`"), "{e}");
+        assert!(e.to_string().contains("`alpha`"), "{e}");
         let e = TrendConfig {
             confirm: 0,
             ..TrendConfig::default()
         }
         .validate()
         .unwrap_err();
-        assert!(e.contains("`confirm`"), "{e}");
+        assert!(e.to_string().contains("`confirm`"), "{e}");
     }
 }

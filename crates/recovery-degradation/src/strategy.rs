@@ -28,6 +28,10 @@ pub struct LevelChange {
     pub usage: ResourceUsage,
     /// Its pressure.
     pub pressure: Pressure,
+    /// Set when the level was stepped early, on a forecast (see
+    /// [`GracefulDegradationStrategy::with_prediction`]): the seconds until the pressure was
+    /// forecast to reach the thresholds.
+    pub forecast_secs: Option<f64>,
 }
 
 /// Sheds load when resources run short, and lifts the shedding when they recover.
@@ -101,6 +105,14 @@ pub struct GracefulDegradationStrategy {
     policy: LevelPolicy,
     monitor: Arc<ResourceMonitor>,
     controller: Mutex<LevelController>,
+    /// The trend of the pressure, when prediction is on.
+    prediction: Option<std::sync::Mutex<Prediction>>,
+}
+
+#[derive(Debug)]
+struct Prediction {
+    trend: crate::predict::Trend,
+    started: tokio::time::Instant,
 }
 
 impl Default for GracefulDegradationStrategy {
@@ -112,6 +124,7 @@ impl Default for GracefulDegradationStrategy {
             controller: Mutex::new(LevelController::new_unchecked(policy.clone())),
             policy,
             monitor: Arc::new(ResourceMonitor::new()),
+            prediction: None,
         }
     }
 }
@@ -130,6 +143,31 @@ impl GracefulDegradationStrategy {
             controller: Mutex::new(LevelController::new(policy.clone())?),
             policy,
             monitor,
+            prediction: None,
+        })
+    }
+
+    /// The same strategy stepping the level early (predictive recovery, off by default): each
+    /// monitoring [`step`](Self::step) feeds the pressure (the largest usage over its threshold,
+    /// 1.0 at the thresholds) to a [`Trend`](crate::predict::Trend); when it is forecast to
+    /// reach 1.0 within `config.lead_time` while the level is Normal, the step applies Reduced
+    /// at once, and its [`LevelChange`] carries the forecast. Noise does not trigger it (see
+    /// [`crate::predict`]).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidDegradationConfig`] naming `prediction` and the bad field.
+    pub fn with_prediction(
+        self,
+        config: crate::predict::TrendConfig,
+    ) -> Result<Self, InvalidDegradationConfig> {
+        config.validate()?;
+        Ok(Self {
+            prediction: Some(std::sync::Mutex::new(Prediction {
+                trend: crate::predict::Trend::new(config),
+                started: tokio::time::Instant::now(),
+            })),
+            ..self
         })
     }
 
@@ -180,7 +218,27 @@ impl GracefulDegradationStrategy {
         controller.set_level(from);
         let usage = self.monitor.usage();
         let pressure = Pressure::of(&usage, &self.config);
-        let to = controller.peek_pressure(pressure.value);
+        let mut to = controller.peek_pressure(pressure.value);
+        let mut forecast_secs = None;
+        if let Some(p) = &self.prediction {
+            let mut p = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let t = p.started.elapsed().as_secs_f64();
+            let forecast = p.trend.observe(t, pressure.value, 1.0);
+            if let crate::predict::Forecast::Crossing { in_secs, .. } = forecast {
+                // While the forecast holds, the level stays at least Reduced.
+                if to < DegradationLevel::Reduced && from >= DegradationLevel::Reduced {
+                    to = from;
+                }
+                if to == from && from == DegradationLevel::Normal {
+                    to = DegradationLevel::Reduced;
+                    forecast_secs = Some(in_secs);
+                    tracing::info!(
+                        in_secs, pressure = pressure.value, resource = %pressure.resource,
+                        "pressure forecast to reach the thresholds: stepping the level early"
+                    );
+                }
+            }
+        }
         if to == from {
             return Ok(None);
         }
@@ -190,6 +248,7 @@ impl GracefulDegradationStrategy {
             to,
             usage,
             pressure,
+            forecast_secs,
         }))
     }
 

@@ -174,6 +174,15 @@ impl<T: ?Sized + Send + Sync> JobParts<T> {
                         target: "recovery_manager::monitoring",
                         from = %change.from, to = %change.to, "degradation level changed by monitoring"
                     );
+                    if let Some(in_secs) = change.forecast_secs {
+                        // Stepped early on a forecast: keep a state from before the pressure.
+                        tracing::warn!(
+                            target: "recovery_manager::monitoring",
+                            in_secs, to = %change.to,
+                            "pressure forecast to reach the thresholds: level stepped early, checkpoint taken"
+                        );
+                        self.checkpoint(target).await;
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(

@@ -69,6 +69,10 @@ pub struct RecoverySettings {
     /// The degradation strategy's thresholds.
     #[cfg(feature = "degradation")]
     pub degradation: recovery_degradation::DegradationConfig,
+    /// Predictive stepping of the degradation level (`[prediction]`; off when the section is
+    /// missing): see `GracefulDegradationStrategy::with_prediction`.
+    #[cfg(feature = "degradation")]
+    pub prediction: Option<recovery_degradation::predict::TrendConfig>,
     /// The healing strategy's rules.
     #[cfg(feature = "healing")]
     pub healing: HealingSettings,
@@ -236,6 +240,10 @@ impl RecoverySettings {
         self.degradation
             .validate()
             .map_err(|e| ("degradation", e.to_string()))?;
+        #[cfg(feature = "degradation")]
+        if let Some(p) = &self.prediction {
+            p.validate().map_err(|e| ("prediction", e.to_string()))?;
+        }
         #[cfg(feature = "healing")]
         for rule in &self.healing.rules {
             rule.validate().map_err(|e| ("healing", e.to_string()))?;
@@ -294,11 +302,17 @@ impl RecoverySettings {
     pub fn degradation_strategy(
         &self,
     ) -> Result<recovery_degradation::GracefulDegradationStrategy, SettingsError> {
-        recovery_degradation::GracefulDegradationStrategy::new(
+        let strategy = recovery_degradation::GracefulDegradationStrategy::new(
             self.degradation.clone(),
             std::sync::Arc::new(recovery_degradation::ResourceMonitor::new()),
         )
-        .map_err(|e| invalid("degradation", e.to_string()))
+        .map_err(|e| invalid("degradation", e.to_string()))?;
+        match &self.prediction {
+            Some(p) => strategy
+                .with_prediction(p.clone())
+                .map_err(|e| invalid("prediction", e.to_string())),
+            None => Ok(strategy),
+        }
     }
 
     /// The healing strategy of the `[healing]` section: the default rules (unless

@@ -96,6 +96,9 @@ struct Cli {
     /// Skip the fault-free run of the same workload (simulation mode; the soak skips it).
     #[arg(long, requires = "simulate")]
     no_baseline: bool,
+    /// Step the degradation level early on a forecast of the pressure (simulation mode).
+    #[arg(long, requires = "simulate")]
+    predictive: bool,
     /// A scenario instead of the drill: `metastable` runs the metastable-failure experiment.
     #[arg(long, value_name = "NAME", value_parser = ["metastable"])]
     scenario: Option<String>,
@@ -187,6 +190,7 @@ fn simulate(cli: &Cli) -> Result<bool, DrillError> {
         utilisation: cli.utilisation,
         median_task: cli.median_task,
         until_event: cli.until,
+        predictive: cli.predictive,
         ..swarm_drill::sim::SimOptions::default()
     };
     let report = swarm_drill::sim::simulate(&options, !cli.no_baseline && cli.until.is_none())

@@ -131,6 +131,8 @@ pub struct SimOptions {
     pub faults: FaultMix,
     /// Stop just before this event (1 for the first), for debugging.
     pub until_event: Option<u64>,
+    /// Step the degradation level early on a forecast of the pressure (predictive recovery).
+    pub predictive: bool,
 }
 
 impl Default for SimOptions {
@@ -145,6 +147,7 @@ impl Default for SimOptions {
             gpu_share: 0.1,
             faults: FaultMix::default(),
             until_event: None,
+            predictive: false,
         }
     }
 }

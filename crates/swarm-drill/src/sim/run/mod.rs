@@ -108,13 +108,19 @@ fn manager(
                 .expect("10 checkpoints is a valid retention")
                 .with_codec_on_calling_task(),
         )
-        .degradation(
-            GracefulDegradationStrategy::new(
+        .degradation({
+            let s = GracefulDegradationStrategy::new(
                 DegradationConfig::default(),
                 Arc::new(ResourceMonitor::new()),
             )
-            .expect("the default degradation config is valid"),
-        )
+            .expect("the default degradation config is valid");
+            if options.predictive {
+                s.with_prediction(recovery_degradation::predict::TrendConfig::default())
+                    .expect("the default trend config is valid")
+            } else {
+                s
+            }
+        })
         .sampler(SimSampler {
             world: Arc::downgrade(world),
         })
