@@ -153,12 +153,29 @@ impl<Req: Clone, Res, E> tower::retry::Policy<Req, Res, E> for TowerExponential 
     }
 }
 
+/// Time `iters` calls of `svc`, each once it is ready, all inside one `block_on`.
+fn calls<S>(rt: &Runtime, svc: &mut S, iters: u64) -> Duration
+where
+    S: tower::Service<u32>,
+    S::Error: std::fmt::Debug,
+{
+    use tower::ServiceExt;
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..iters {
+            let r = svc.ready().await.unwrap().call(i as u32).await;
+            black_box(r.is_ok());
+        }
+        start.elapsed()
+    })
+}
+
 /// A service that succeeds at once behind tower's `RetryLayer`, with each policy.
 fn tower_group(c: &mut Criterion) {
+    use tower::ServiceBuilder;
     use tower::retry::RetryLayer;
     use tower::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
     use tower::util::rng::HasherRng;
-    use tower::{Service, ServiceBuilder, ServiceExt};
 
     let rt = recovery_benches::runtime();
     let ok = || tower::service_fn(|x: u32| async move { Ok::<u32, Fail>(x) });
@@ -168,16 +185,7 @@ fn tower_group(c: &mut Criterion) {
         .layer(RetryLayer::new(ours))
         .service(ok());
     g.bench_function("recovery_backoff", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for i in 0..iters {
-                    let r = svc.ready().await.unwrap().call(i as u32).await;
-                    black_box(r.is_ok());
-                }
-                start.elapsed()
-            })
-        })
+        b.iter_custom(|iters| calls(&rt, &mut svc, iters))
     });
     let mut maker = ExponentialBackoffMaker::new(
         Duration::from_millis(100),
@@ -194,16 +202,7 @@ fn tower_group(c: &mut Criterion) {
         .layer(RetryLayer::new(theirs))
         .service(ok());
     g.bench_function("tower_exponential", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for i in 0..iters {
-                    let r = svc.ready().await.unwrap().call(i as u32).await;
-                    black_box(r.is_ok());
-                }
-                start.elapsed()
-            })
-        })
+        b.iter_custom(|iters| calls(&rt, &mut svc, iters))
     });
     g.finish();
 }

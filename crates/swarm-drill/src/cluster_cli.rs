@@ -51,7 +51,8 @@ pub(crate) struct ClusterArgs {
     pub(crate) instance_name: Option<String>,
 }
 
-fn given(flag: &str) -> bool {
+/// Whether `flag` was on the command line (so that a mode's own default applies otherwise).
+pub(crate) fn given(flag: &str) -> bool {
     std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
 }
 

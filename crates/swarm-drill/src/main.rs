@@ -178,7 +178,7 @@ fn main() -> ExitCode {
 
 /// The simulation mode.
 fn simulate(cli: &Cli) -> Result<bool, DrillError> {
-    let agents_given = std::env::args().any(|a| a == "--agents" || a.starts_with("--agents="));
+    let agents_given = cluster_cli::given("--agents");
     let options = swarm_drill::sim::SimOptions {
         seed: cli.seed,
         days: cli.days,

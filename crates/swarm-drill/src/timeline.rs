@@ -40,6 +40,26 @@ pub struct Timeline {
     pub points: Vec<Point>,
 }
 
+impl Timeline {
+    /// An empty timeline sampled every `every_secs`.
+    pub fn new(every_secs: f64) -> Self {
+        Self {
+            every_secs,
+            points: Vec::new(),
+        }
+    }
+
+    /// Add a sample. Bounded: past 2,000 samples, every other one is dropped and the interval
+    /// doubles (a sampler reads [`every_secs`](Self::every_secs) for its next wait).
+    pub fn push(&mut self, point: Point) {
+        self.points.push(point);
+        if self.points.len() >= 2000 {
+            self.points = self.points.iter().step_by(2).cloned().collect();
+            self.every_secs *= 2.0;
+        }
+    }
+}
+
 /// A sampler running beside the drill; [`Sampler::finish`] takes a last sample and returns
 /// the timeline.
 pub(crate) struct Sampler {
@@ -59,15 +79,12 @@ impl Sampler {
             let stop = Arc::clone(&stop);
             async move {
                 let started = tokio::time::Instant::now();
-                let mut timeline = Timeline {
-                    every_secs: every.as_secs_f64(),
-                    points: Vec::new(),
-                };
+                let mut timeline = Timeline::new(every.as_secs_f64());
                 loop {
                     let last = stop.load(Ordering::Relaxed);
                     let stats = coordinator.stats();
                     let recoveries = manager.attempts_by_strategy();
-                    timeline.points.push(Point {
+                    timeline.push(Point {
                         t: started.elapsed().as_secs_f64(),
                         completed: stats.completed,
                         faults: executor.injected().values().sum(),
@@ -75,12 +92,6 @@ impl Sampler {
                         level: coordinator.level().as_u8(),
                         in_flight: coordinator.parallelism().0 as u64,
                     });
-                    // Bounded: past 2,000 samples, every other one is dropped and the interval
-                    // doubles.
-                    if timeline.points.len() >= 2000 {
-                        timeline.points = timeline.points.iter().step_by(2).cloned().collect();
-                        timeline.every_secs *= 2.0;
-                    }
                     if last {
                         return timeline;
                     }

@@ -4,8 +4,6 @@
 //! keeps it out) until its open time is up, and then the agent's next run is the breaker's one
 //! probe.
 
-use std::time::Duration;
-
 use recovery_breaker::{BreakerStats, Outcome, Permit, Transition};
 use recovery_core::AgentId;
 use tokio::time::Instant;
@@ -21,16 +19,26 @@ impl SwarmCoordinator {
         set.try_acquire(&agent, Instant::now().into_std()).ok()
     }
 
+    /// When a run started, for its breaker's slow-call check (`None` without breakers: no
+    /// clock read on every run).
+    pub(crate) fn breaker_clock(&self) -> Option<Instant> {
+        self.breakers.as_ref().map(|_| Instant::now())
+    }
+
     /// What the run's end says of its agent, for its breaker (`None`: nothing, the run was told
-    /// to stop).
-    pub(crate) fn breaker_outcome(&self, outcome: &RunOutcome, took: Duration) -> Option<Outcome> {
-        let set = self.breakers.as_ref()?;
-        match outcome {
-            RunOutcome::Output(_) if took > set.config().slow_call_duration => Some(Outcome::Slow),
-            RunOutcome::Output(_) => Some(Outcome::Success),
-            RunOutcome::Error(_) | RunOutcome::TimedOut(_) => Some(Outcome::Failure),
-            RunOutcome::Cancelled => None,
-        }
+    /// to stop, or there are no breakers).
+    pub(crate) fn breaker_outcome(
+        &self,
+        outcome: &RunOutcome,
+        started: Option<Instant>,
+    ) -> Option<Outcome> {
+        let (set, started) = (self.breakers.as_ref()?, started?);
+        let succeeded = match outcome {
+            RunOutcome::Output(_) => true,
+            RunOutcome::Error(_) | RunOutcome::TimedOut(_) => false,
+            RunOutcome::Cancelled => return None,
+        };
+        Some(Outcome::of(succeeded, started.elapsed(), set.config()))
     }
 
     /// Tell `agent`'s breaker how its run ended (after the run's end was applied); take the

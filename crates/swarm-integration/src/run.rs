@@ -192,7 +192,7 @@ impl SwarmCoordinator {
             heartbeats: &beats,
         };
         let permit = self.breaker_permit(ticket.agent.id);
-        let started = Instant::now();
+        let started = self.breaker_clock();
         let outcome = tokio::select! {
             biased;
             () = ticket.cancel.cancelled() => RunOutcome::Cancelled,
@@ -213,7 +213,7 @@ impl SwarmCoordinator {
         );
         guard.armed = false;
         let agent = ticket.agent.id;
-        let verdict = self.breaker_outcome(&outcome, started.elapsed());
+        let verdict = self.breaker_outcome(&outcome, started);
         let finished = self.transition(|s, now| {
             if dead {
                 let _ = s.declare_agent_failed(agent, now);

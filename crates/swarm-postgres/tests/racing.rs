@@ -126,11 +126,6 @@ async fn two_instances_racing_for_the_same_failures_never_both_apply_a_recovery(
             }
         }
     }
-    if std::env::var_os("RACING_DEBUG").is_some() {
-        for rounds in per_task.values().take(8) {
-            eprintln!("{rounds:?}");
-        }
-    }
     let (sa, sb) = (a.stats(), b.stats());
     let rejections = sa.fence_rejections + sb.fence_rejections;
     eprintln!(

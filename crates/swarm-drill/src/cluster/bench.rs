@@ -12,11 +12,8 @@ use uuid::Uuid;
 
 use super::ClusterOptions;
 use super::children::Process;
+use super::db;
 use crate::DrillError;
-
-fn db(e: impl std::fmt::Display) -> DrillError {
-    DrillError::Setup(format!("the database: {e}"))
-}
 
 /// The bench's figures.
 #[derive(Debug, Clone, Default, serde::Serialize)]

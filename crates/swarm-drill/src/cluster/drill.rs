@@ -10,12 +10,9 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::children::Process;
+use super::db;
 use super::{ClusterOptions, ClusterReport};
 use crate::DrillError;
-
-fn db(e: impl std::fmt::Display) -> DrillError {
-    DrillError::Setup(format!("the database: {e}"))
-}
 
 /// The tasks `instance` holds now.
 async fn held_by(pool: &Pool, instance: Uuid) -> Result<Vec<Uuid>, DrillError> {

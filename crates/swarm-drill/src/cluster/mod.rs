@@ -13,10 +13,17 @@ mod report;
 
 use std::time::Duration;
 
+use crate::DrillError;
+
 pub use bench::{BenchReport, bench};
 pub use drill::drill;
 pub use instance::{InstanceOptions, run_instance};
 pub use report::ClusterReport;
+
+/// A database error, as the drill reports it.
+fn db(e: impl std::fmt::Display) -> DrillError {
+    DrillError::Setup(format!("the database: {e}"))
+}
 
 /// How the multi-instance drill runs.
 #[derive(Debug, Clone)]

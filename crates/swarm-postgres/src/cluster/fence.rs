@@ -9,7 +9,6 @@ use swarm_integration::RecoveryJournal;
 use tokio::time::Instant;
 
 use super::{Cluster, lock, sql};
-use crate::error::Step;
 
 /// The journal of one claimed task: every round is written, fenced, before it starts and when
 /// it ends; a refused write, or a lease past its trusted time, stops the loop.
@@ -56,7 +55,7 @@ impl Fence<'_> {
     ) -> SwarmResult<()> {
         let client = self
             .cluster
-            .client(Step::Write)
+            .client()
             .await
             .map_err(|e| self.lost(&format!("no connection for the recovery round: {e}")))?;
         let row = client

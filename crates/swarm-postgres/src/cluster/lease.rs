@@ -10,7 +10,6 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{Cluster, lock, sql};
-use crate::error::Step;
 
 /// How often held leases are checked against their trusted time.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
@@ -42,7 +41,7 @@ impl Cluster {
             .map(|(id, h)| (*id, h.epoch))
             .collect();
         let started = Instant::now();
-        let Ok(client) = self.client(Step::Renew).await else {
+        let Ok(client) = self.client().await else {
             return;
         };
         let _ = client.execute(sql::HEARTBEAT, &[&self.id]).await;
@@ -122,7 +121,7 @@ impl Cluster {
                 () = self.stop.cancelled() => return,
                 () = tokio::time::sleep(self.config.reap_every) => {}
             }
-            let Ok(client) = self.client(Step::Reap).await else {
+            let Ok(client) = self.client().await else {
                 continue;
             };
             match client

@@ -284,8 +284,7 @@ impl Cluster {
         }
     }
 
-    async fn client(&self, step: Step) -> Result<deadpool_postgres::Object, PgError> {
-        let _ = step;
+    async fn client(&self) -> Result<deadpool_postgres::Object, PgError> {
         self.pool.get().await.map_err(PgError::pool)
     }
 
@@ -306,7 +305,7 @@ impl Cluster {
         }
         let ids: Vec<Uuid> = tasks.iter().map(|(t, _)| t.as_uuid()).collect();
         let epochs: Vec<i64> = tasks.iter().map(|(_, e)| *e).collect();
-        if let Ok(client) = self.client(Step::Write).await {
+        if let Ok(client) = self.client().await {
             let _ = client
                 .execute(
                     sql::REJECTED,

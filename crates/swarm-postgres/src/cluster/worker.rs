@@ -123,7 +123,7 @@ impl Cluster {
     }
 
     async fn claim(&self, caps: &[String], n: usize) -> Result<Vec<Claimed>, PgError> {
-        let client = self.client(Step::Claim).await?;
+        let client = self.client().await?;
         let started = Instant::now();
         let rows = client
             .query(
@@ -296,7 +296,7 @@ impl Cluster {
         let ids: Vec<Uuid> = batch.iter().map(|c| c.id.as_uuid()).collect();
         let epochs: Vec<i64> = batch.iter().map(|c| c.epoch).collect();
         let outputs: Vec<&[u8]> = batch.iter().map(|c| c.output.as_slice()).collect();
-        let applied: HashSet<TaskId> = match self.client(Step::Write).await {
+        let applied: HashSet<TaskId> = match self.client().await {
             Ok(client) => match client
                 .query(sql::COMPLETE, &[&ids, &epochs, &outputs, &self.id])
                 .await
@@ -328,7 +328,7 @@ impl Cluster {
     }
 
     async fn fail(&self, task: TaskId, epoch: i64, reason: &str) {
-        let Ok(client) = self.client(Step::Write).await else {
+        let Ok(client) = self.client().await else {
             return;
         };
         match client
@@ -346,7 +346,7 @@ impl Cluster {
     }
 
     async fn release(&self, task: TaskId, epoch: i64) {
-        let Ok(client) = self.client(Step::Write).await else {
+        let Ok(client) = self.client().await else {
             return;
         };
         match client

@@ -223,10 +223,9 @@ impl Sim {
             joins_due: Vec::new(),
             resubmits: BTreeMap::new(),
             failed_by: BTreeMap::new(),
-            timeline: crate::timeline::Timeline {
-                every_secs: SAMPLE_EVERY_TICKS as f64 * MAINTAIN_EVERY.as_secs_f64(),
-                points: Vec::new(),
-            },
+            timeline: crate::timeline::Timeline::new(
+                SAMPLE_EVERY_TICKS as f64 * MAINTAIN_EVERY.as_secs_f64(),
+            ),
             recoveries_before: BTreeMap::new(),
         }
     }
@@ -316,7 +315,7 @@ impl Sim {
             *recoveries.entry(k).or_default() += v;
         }
         let faults = self.world.lock().injected.values().sum();
-        self.timeline.points.push(crate::timeline::Point {
+        self.timeline.push(crate::timeline::Point {
             t: self.now().as_secs_f64(),
             completed: self.counts.get("completed").copied().unwrap_or(0),
             faults,
@@ -324,10 +323,6 @@ impl Sim {
             level: self.coordinator.level().as_u8(),
             in_flight: self.coordinator.parallelism().0 as u64,
         });
-        if self.timeline.points.len() >= 2000 {
-            self.timeline.points = self.timeline.points.iter().step_by(2).cloned().collect();
-            self.timeline.every_secs *= 2.0;
-        }
     }
 
     fn inter_arrival(&mut self) -> Duration {
