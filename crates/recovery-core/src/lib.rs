@@ -44,7 +44,7 @@ pub use context::{RecoveryContext, Sleeper};
 pub use error::{ErrorKind, SwarmError, SwarmResult, UnknownErrorKind};
 pub use id::{AgentId, TaskId};
 pub use priority::{Priority, UnknownPriority};
-pub use result::{RecoveryAction, RecoveryResult};
+pub use result::{RecoveryAction, RecoveryResult, StepOutcome, StepStatus};
 pub use strategy::{RecoveryStrategy, StrategyInfo};
 
 /// Re-exported so strategy crates and users name one `async_trait`.

@@ -54,8 +54,74 @@ pub enum RecoveryAction {
         /// Why.
         reason: String,
     },
+    /// A workflow ran its steps in order; each step's outcome is here, in order, also those
+    /// not run.
+    Workflow {
+        /// The workflow's id.
+        workflow_id: String,
+        /// Every step, in the workflow's order.
+        steps: Vec<StepOutcome>,
+    },
     /// An action of a strategy outside this workspace.
     Custom(String),
+}
+
+/// What became of one step of a workflow ([`RecoveryAction::Workflow`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepOutcome {
+    /// The step's name, as the workflow gives it.
+    pub name: String,
+    /// What kind of action it is (`checkpoint`, `restart`, `adjust_config`, `retry`,
+    /// `verify`, `alert`, or a kind of your own).
+    pub action: String,
+    /// Whether it must succeed for the workflow to succeed.
+    pub required: bool,
+    /// What happened to it.
+    pub status: StepStatus,
+    /// What it did, or why it failed (and, once compensated, what its undo did).
+    pub detail: String,
+    /// Re-runs of the failed operation the step made (a `retry` step's).
+    pub retries: u32,
+}
+
+/// The state a workflow step ended in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum StepStatus {
+    /// It ran and did what it should.
+    Succeeded,
+    /// It ran and failed; the workflow then stopped.
+    Failed,
+    /// It ran and failed, and the workflow went on (its `on_failure` is skip).
+    FailedSkipped,
+    /// It succeeded, and was then undone because a later step failed.
+    Compensated,
+    /// It succeeded, a later step failed, and undoing it failed too: the target may be
+    /// half-changed.
+    CompensationFailed,
+    /// It never ran: the workflow stopped before it.
+    NotRun,
+}
+
+impl StepStatus {
+    /// The status as a short word (`succeeded`, `failed`, `failed_skipped`, `compensated`,
+    /// `compensation_failed`, `not_run`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::FailedSkipped => "failed_skipped",
+            Self::Compensated => "compensated",
+            Self::CompensationFailed => "compensation_failed",
+            Self::NotRun => "not_run",
+        }
+    }
+}
+
+impl fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for RecoveryAction {
@@ -70,6 +136,17 @@ impl fmt::Display for RecoveryAction {
             Self::Escalated { reason } => write!(f, "escalated: {reason}"),
             Self::ManualInterventionRequired { reason } => {
                 write!(f, "manual intervention required: {reason}")
+            }
+            Self::Workflow { workflow_id, steps } => {
+                let ok = steps
+                    .iter()
+                    .filter(|s| s.status == StepStatus::Succeeded)
+                    .count();
+                write!(
+                    f,
+                    "workflow {workflow_id}: {ok} of {} steps succeeded",
+                    steps.len()
+                )
             }
             Self::Custom(s) => f.write_str(s),
         }
@@ -173,10 +250,14 @@ impl RecoveryResult {
     }
 
     /// How many times this recovery re-ran the failed operation: the `attempts` of
-    /// [`RecoveryAction::Retried`], 0 for any other action.
+    /// [`RecoveryAction::Retried`], the steps' `retries` of a [`RecoveryAction::Workflow`], 0
+    /// for any other action.
     pub fn retries_made(&self) -> u32 {
-        match self.action {
-            RecoveryAction::Retried { attempts } => attempts,
+        match &self.action {
+            RecoveryAction::Retried { attempts } => *attempts,
+            RecoveryAction::Workflow { steps, .. } => {
+                steps.iter().fold(0u32, |n, s| n.saturating_add(s.retries))
+            }
             _ => 0,
         }
     }

@@ -15,6 +15,7 @@ use recovery_degradation::{Degradable, GracefulDegradationStrategy, ResourceSamp
 use recovery_healing::{Healable, SelfHealingStrategy};
 
 use crate::config::{InvalidRecoveryConfig, RecoveryConfig};
+use crate::learned::{LearnedOrder, LearningConfig};
 use crate::manager::{DEFAULT_RETRY_WINDOW, RecoveryManager};
 use crate::parts::Parts;
 
@@ -71,7 +72,8 @@ pub struct RecoveryManagerBuilder<T: ?Sized + Send + Sync + 'static> {
     #[cfg(feature = "degradation")]
     degradation: Option<Arc<dyn RecoveryStrategy<T>>>,
     custom: Vec<Arc<dyn RecoveryStrategy<T>>>,
-    parts: Parts<T>,
+    learning: Option<LearningConfig>,
+    pub(crate) parts: Parts<T>,
 }
 
 impl<T: ?Sized + Send + Sync + 'static> std::fmt::Debug for RecoveryManagerBuilder<T> {
@@ -88,7 +90,9 @@ impl<T: ?Sized + Send + Sync + 'static> std::fmt::Debug for RecoveryManagerBuild
         #[cfg(feature = "degradation")]
         d.field("degradation", &self.degradation.is_some())
             .field("sampler", &self.parts.sampler.is_some());
-        d.field("custom", &self.custom.len()).finish()
+        d.field("custom", &self.custom.len())
+            .field("learning", &self.learning)
+            .finish()
     }
 }
 
@@ -106,6 +110,7 @@ impl<T: ?Sized + Send + Sync + 'static> Default for RecoveryManagerBuilder<T> {
             #[cfg(feature = "degradation")]
             degradation: None,
             custom: Vec::new(),
+            learning: None,
             parts: Parts::default(),
         }
     }
@@ -134,6 +139,46 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManagerBuilder<T> {
     /// [`DEFAULT_RETRY_WINDOW`]).
     pub fn retry_window(mut self, window: Duration) -> Self {
         self.retry_window = window;
+        self
+    }
+
+    /// Order the applicable strategies by what they achieved instead of by cost alone: per
+    /// error kind and strategy, a Beta posterior of the chance it recovers (updated from every
+    /// attempt, older evidence decaying), candidates by ascending `cost / p` with `p` drawn
+    /// from the posterior (Thompson sampling, from `config.seed`, so runs replay). Only
+    /// strategies whose `can_handle` is true are ever ordered. What it knows is in
+    /// [`RecoveryStatistics::learned_order`](crate::RecoveryStatistics::learned_order).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::sync::Arc;
+    /// use recovery_core::{ErrorKind, SwarmError};
+    /// use recovery_manager::{LearningConfig, RecoveryManager};
+    /// use recovery_testkit::ScriptedStrategy;
+    ///
+    /// // The cheap strategy never recovers a storage error; the dear one always does.
+    /// let manager = RecoveryManager::<()>::builder()
+    ///     .strategy(Arc::new(ScriptedStrategy::failing("cheap").with_cost(0.1)))
+    ///     .strategy(Arc::new(ScriptedStrategy::succeeding("dear").with_cost(0.3)))
+    ///     .learned_order(LearningConfig { seed: 1, ..LearningConfig::default() })
+    ///     .build()
+    ///     .unwrap();
+    /// for _ in 0..50 {
+    ///     manager.recover(Arc::new(()), SwarmError::Storage("disk".into()), None, None).await.unwrap();
+    /// }
+    /// let stats = manager.statistics().await;
+    /// let first = &stats.time_to_recovery[&ErrorKind::Storage].first_strategy;
+    /// assert!(first["dear"] > first.get("cheap").copied().unwrap_or(0));
+    /// # }
+    /// ```
+    pub fn learned_order(mut self, config: LearningConfig) -> Self {
+        self.learning = Some(config);
+        self
+    }
+
+    /// Use the fixed cost order (the default).
+    pub fn fixed_order(mut self) -> Self {
+        self.learning = None;
         self
     }
 
@@ -254,10 +299,26 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManagerBuilder<T> {
     ///
     /// # Errors
     ///
-    /// [`InvalidRecoveryConfig`] naming the bad field of the configuration.
+    /// [`InvalidRecoveryConfig`] naming the bad field of the configuration (or of the
+    /// learned order's, as `learning.<field>`).
     pub fn build(self) -> Result<RecoveryManager<T>, InvalidRecoveryConfig> {
         self.config.validate()?;
-        let manager = RecoveryManager::unchecked(self.config, self.parts, self.retry_window);
+        let learned = match self.learning {
+            Some(config) => {
+                config.validate().map_err(|e| InvalidRecoveryConfig {
+                    field: match e.field {
+                        "decay" => "learning.decay",
+                        "prior_successes" => "learning.prior_successes",
+                        _ => "learning.prior_failures",
+                    },
+                    problem: e.problem,
+                })?;
+                Some(LearnedOrder::new(config))
+            }
+            None => None,
+        };
+        let manager =
+            RecoveryManager::unchecked(self.config, self.parts, self.retry_window, learned);
         let ours: Vec<Option<Arc<dyn RecoveryStrategy<T>>>> = vec![
             #[cfg(feature = "backoff")]
             self.backoff,

@@ -119,9 +119,11 @@ impl History {
     pub(crate) fn statistics(&self) -> RecoveryStatistics {
         let ring = self.lock();
         RecoveryStatistics::from_outcomes(ring.iter().map(|a| Outcome {
+            recovery_id: a.recovery_id,
             strategy_id: &a.strategy_id,
             kind: a.error.kind(),
             success: a.result.success,
+            recovered: a.result.success && a.result.confidence > 0.5,
             duration: a.result.recovery_duration,
         }))
     }
@@ -129,10 +131,60 @@ impl History {
 
 /// What the statistics need of one attempt.
 struct Outcome<'a> {
+    recovery_id: Uuid,
     strategy_id: &'a str,
     kind: ErrorKind,
     success: bool,
+    /// A success the manager stops at (confidence above 0.5).
+    recovered: bool,
     duration: Duration,
+}
+
+/// How recoveries of one error kind went: how many, how many recovered, how long it took, and
+/// which strategy each tried first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryTimes {
+    /// Recoveries (`recover` calls that ran a strategy).
+    pub recoveries: u64,
+    /// Of which one strategy succeeded with confidence above 0.5.
+    pub recovered: u64,
+    /// Over those recovered: the mean time of their attempts up to and including the one that
+    /// succeeded (the time to recovery, waits for a slot not counted).
+    pub mean_time_to_recovery: Duration,
+    /// How many recoveries tried each strategy first.
+    pub first_strategy: BTreeMap<String, u64>,
+}
+
+/// One recovery's attempts, while the statistics are gathered.
+struct Recovery<'a> {
+    kind: ErrorKind,
+    first: &'a str,
+    elapsed: Duration,
+    recovered: bool,
+}
+
+fn times_by_kind<'a>(
+    recoveries: impl Iterator<Item = Recovery<'a>>,
+) -> BTreeMap<ErrorKind, RecoveryTimes> {
+    let mut by_kind: BTreeMap<ErrorKind, (RecoveryTimes, Duration)> = BTreeMap::new();
+    for r in recoveries {
+        let (t, total) = by_kind.entry(r.kind).or_default();
+        t.recoveries += 1;
+        *t.first_strategy.entry(r.first.to_owned()).or_default() += 1;
+        if r.recovered {
+            t.recovered += 1;
+            *total += r.elapsed;
+        }
+    }
+    by_kind
+        .into_iter()
+        .map(|(kind, (mut t, total))| {
+            if t.recovered > 0 {
+                t.mean_time_to_recovery = total / u32::try_from(t.recovered).unwrap_or(u32::MAX);
+            }
+            (kind, t)
+        })
+        .collect()
 }
 
 /// Attempts, successes and durations of one group (a strategy, an error kind, or all).
@@ -192,15 +244,26 @@ pub struct RecoveryStatistics {
     pub by_strategy: BTreeMap<String, AttemptStats>,
     /// By error kind.
     pub by_error_kind: BTreeMap<ErrorKind, AttemptStats>,
+    /// Recoveries by error kind, grouped by `recovery_id`: how many recovered, the mean time
+    /// to recovery, which strategy went first. A recovery whose first attempts already left
+    /// the history counts from the attempts it still holds.
+    #[serde(default)]
+    pub time_to_recovery: BTreeMap<ErrorKind, RecoveryTimes>,
+    /// What the learned strategy order knows, by error kind and strategy (empty with the
+    /// fixed order): see [`RecoveryManagerBuilder::learned_order`](crate::RecoveryManagerBuilder::learned_order).
+    #[serde(default)]
+    pub learned_order: Vec<crate::learned::LearnedEstimate>,
 }
 
 impl RecoveryStatistics {
     /// Statistics of `attempts`.
     pub fn from_attempts<'a>(attempts: impl IntoIterator<Item = &'a RecoveryAttempt>) -> Self {
         Self::from_outcomes(attempts.into_iter().map(|a| Outcome {
+            recovery_id: a.recovery_id,
             strategy_id: &a.strategy_id,
             kind: a.error.kind(),
             success: a.result.success,
+            recovered: a.result.success && a.result.confidence > 0.5,
             duration: a.result.recovery_duration,
         }))
     }
@@ -210,7 +273,26 @@ impl RecoveryStatistics {
         let mut overall: Acc = (0, Vec::new());
         let mut by_strategy: BTreeMap<&str, Acc> = BTreeMap::new();
         let mut by_kind: BTreeMap<ErrorKind, Acc> = BTreeMap::new();
+        // In the order of their first attempt held.
+        let mut recoveries: Vec<Recovery<'a>> = Vec::new();
+        let mut index: std::collections::HashMap<Uuid, usize> = std::collections::HashMap::new();
         for a in outcomes {
+            if a.strategy_id != NO_STRATEGY {
+                let i = *index.entry(a.recovery_id).or_insert_with(|| {
+                    recoveries.push(Recovery {
+                        kind: a.kind,
+                        first: a.strategy_id,
+                        elapsed: Duration::ZERO,
+                        recovered: false,
+                    });
+                    recoveries.len() - 1
+                });
+                let r = &mut recoveries[i];
+                if !r.recovered {
+                    r.elapsed += a.duration;
+                    r.recovered = a.recovered;
+                }
+            }
             let ok = u64::from(a.success);
             let d = a.duration;
             for acc in [
@@ -232,6 +314,8 @@ impl RecoveryStatistics {
                 .into_iter()
                 .map(|(k, (s, d))| (k, AttemptStats::from_durations(s, d)))
                 .collect(),
+            time_to_recovery: times_by_kind(recoveries.into_iter()),
+            learned_order: Vec::new(),
         }
     }
 }

@@ -103,6 +103,7 @@
 mod builder;
 mod config;
 mod history;
+mod learned;
 mod ledger;
 mod manager;
 pub mod metrics;
@@ -110,13 +111,16 @@ mod monitoring;
 mod parts;
 mod settings;
 mod slot;
+#[cfg(feature = "workflow")]
+pub mod workflow;
 
 pub use builder::RecoveryManagerBuilder;
 pub use config::{
     InvalidRecoveryConfig, MAX_CONCURRENT_RECOVERIES, MAX_HISTORY_RETENTION, MAX_INTERVAL,
     RecoveryConfig,
 };
-pub use history::{AttemptStats, NO_STRATEGY, RecoveryAttempt, RecoveryStatistics};
+pub use history::{AttemptStats, NO_STRATEGY, RecoveryAttempt, RecoveryStatistics, RecoveryTimes};
+pub use learned::{InvalidLearningConfig, LearnedEstimate, LearningConfig};
 pub use manager::{DEFAULT_RETRY_WINDOW, RecoveryManager, RecoveryRequest};
 pub use monitoring::MonitoringHandle;
 pub use settings::{RecoverySettings, SettingsError};

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::config::{InvalidRecoveryConfig, RecoveryConfig};
 use crate::history::{Entry, History, NO_STRATEGY, RecoveryAttempt, RecoveryStatistics};
+use crate::learned::{Candidate, LearnedOrder};
 use crate::ledger::RetryLedger;
 use crate::metrics::{self as names, StrategyMetrics};
 use crate::monitoring::Monitor;
@@ -122,6 +123,8 @@ pub struct RecoveryManager<T: ?Sized + Send + Sync + 'static> {
     )]
     pub(crate) parts: Parts<T>,
     pub(crate) monitor: Monitor<T>,
+    /// The learned strategy order, if it is on (else the fixed cost order).
+    learned: Option<LearnedOrder>,
     /// The name under which decisions to run no strategy are recorded.
     no_strategy: Named,
 }
@@ -180,6 +183,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             config,
             Parts::default(),
             DEFAULT_RETRY_WINDOW,
+            None,
         ))
     }
 
@@ -188,6 +192,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
         config: RecoveryConfig,
         parts: Parts<T>,
         retry_window: Duration,
+        learned: Option<LearnedOrder>,
     ) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(config.max_concurrent_recoveries)),
@@ -196,6 +201,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             strategies: ArcSwap::from_pointee(Vec::new()),
             parts,
             monitor: Monitor::default(),
+            learned,
             no_strategy: Named::new(NO_STRATEGY),
             config,
         }
@@ -245,7 +251,11 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 .cloned()
                 .collect::<Vec<_>>()
         });
-        before.iter().any(|s| &*s.name.id == strategy_id)
+        let removed = before.iter().any(|s| &*s.name.id == strategy_id);
+        if let (true, Some(order)) = (removed, &self.learned) {
+            order.forget(strategy_id);
+        }
+        removed
     }
 
     /// Attempts of each registered strategy since it was registered, by id: totals, unlike the
@@ -362,8 +372,21 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 candidates.push((s.strategy.cost_estimate().await, s));
             }
         }
-        // Stable: ties keep registration order.
-        candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
+        match &self.learned {
+            Some(order) => {
+                let list: SmallVec<[Candidate<'_>; 4]> = candidates
+                    .iter()
+                    .map(|&(cost, s)| Candidate {
+                        id: &s.name.id,
+                        cost,
+                    })
+                    .collect();
+                let ranked = order.rank(kind, &list);
+                candidates = ranked.into_iter().map(|i| candidates[i]).collect();
+            }
+            // Stable: ties keep registration order.
+            None => candidates.sort_by(|a, b| a.0.total_cmp(&b.0)),
+        }
         if candidates.is_empty() {
             let result =
                 RecoveryResult::no_change(format!("no registered strategy can handle {kind}"))
@@ -444,7 +467,11 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
                 &result,
                 at,
             );
-            let done = (result.success && result.confidence > 0.5) || !result.continue_recovery;
+            let recovered = result.success && result.confidence > 0.5;
+            if let Some(order) = &self.learned {
+                order.observe(kind, &registered.name.id, recovered);
+            }
+            let done = recovered || !result.continue_recovery;
             last = Some(result);
             if done {
                 break;
@@ -525,7 +552,11 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
     /// Attempts, success rates and duration percentiles, per strategy and per error kind, over
     /// the attempts the history holds.
     pub async fn statistics(&self) -> RecoveryStatistics {
-        self.history.statistics()
+        let mut statistics = self.history.statistics();
+        if let Some(order) = &self.learned {
+            statistics.learned_order = order.estimates();
+        }
+        statistics
     }
 
     /// How many recoveries could start work right now.

@@ -80,6 +80,13 @@ pub struct RecoverySettings {
     /// the section is missing).
     #[cfg(feature = "breaker")]
     pub breaker: Option<recovery_breaker::BreakerConfig>,
+    /// The learned strategy order (`[learning]`; the fixed cost order when the section is
+    /// missing): see [`RecoveryManagerBuilder::learned_order`](crate::RecoveryManagerBuilder::learned_order).
+    pub learning: Option<crate::LearningConfig>,
+    /// Recovery workflows (`[[workflows]]`), each registered as a strategy: see
+    /// [`workflow`](crate::workflow) for the actions a step may name.
+    #[cfg(feature = "workflow")]
+    pub workflows: Vec<recovery_workflow::WorkflowSpec>,
 }
 
 /// The `[checkpoint]` section.
@@ -252,7 +259,43 @@ impl RecoverySettings {
         if let Some(b) = &self.breaker {
             b.validate().map_err(|e| ("breaker", e.to_string()))?;
         }
+        if let Some(l) = &self.learning {
+            l.validate().map_err(|e| ("learning", e.to_string()))?;
+        }
+        #[cfg(feature = "workflow")]
+        {
+            let mut ids = std::collections::BTreeSet::new();
+            for w in &self.workflows {
+                if !ids.insert(w.id.as_str()) {
+                    return Err((
+                        "workflows",
+                        format!("two workflows have the id `{}`; give each its own", w.id),
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The workflows of the `[[workflows]]` sections, built with `registry` (whose actions
+    /// and conditions their steps may name).
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError::Invalid`] in section `workflows`, naming the workflow and the step at
+    /// fault (an unknown action, a bad or unknown parameter, an unknown condition).
+    #[cfg(feature = "workflow")]
+    pub fn workflows<T: ?Sized + Send + Sync + 'static>(
+        &self,
+        registry: &recovery_workflow::StepRegistry<T>,
+    ) -> Result<Vec<recovery_workflow::Workflow<T>>, SettingsError> {
+        self.workflows
+            .iter()
+            .map(|spec| {
+                spec.build(registry)
+                    .map_err(|e| invalid("workflows", e.to_string()))
+            })
+            .collect()
     }
 
     /// The backoff strategy of the `[backoff]` section.
@@ -369,6 +412,25 @@ impl RecoverySettings {
             .healing(self.healing_strategy().await?);
         #[cfg(feature = "sysinfo")]
         let builder = builder.sampler(recovery_degradation::SystemSampler::host());
+        let builder = match &self.learning {
+            Some(l) => builder.learned_order(l.clone()),
+            None => builder,
+        };
+        #[cfg(feature = "workflow")]
+        let builder = {
+            let mut builder = builder;
+            if !self.workflows.is_empty() {
+                let tools = crate::workflow::StepTools {
+                    checkpoint: builder.parts.checkpoint.clone().expect("registered above"),
+                    backoff: builder.parts.backoff.clone().expect("registered above"),
+                    alerts: std::sync::Arc::new(recovery_healing::TracingAlertSink),
+                };
+                for w in self.workflows(&crate::workflow::registry::<T>(&tools))? {
+                    builder = builder.strategy(std::sync::Arc::new(w));
+                }
+            }
+            builder
+        };
         Ok(builder)
     }
 }

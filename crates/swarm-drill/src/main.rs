@@ -99,6 +99,14 @@ struct Cli {
     /// Step the degradation level early on a forecast of the pressure (simulation mode).
     #[arg(long, requires = "simulate")]
     predictive: bool,
+    /// Order the strategies by what they achieved, by error kind (the learned order), instead
+    /// of by cost alone (simulation mode; elsewhere use the config file's `[learning]`).
+    #[arg(long, requires = "simulate")]
+    learned_order: bool,
+    /// Set one fault's rate per simulated hour, e.g. `--fault wedged=30` (simulation mode;
+    /// repeat for more; `wedged` is off by default).
+    #[arg(long = "fault", value_name = "NAME=PER_HOUR", value_parser = fault_rate, requires = "simulate")]
+    faults: Vec<(String, f64)>,
     /// A scenario instead of the drill: `metastable` runs the metastable-failure experiment.
     #[arg(long, value_name = "NAME", value_parser = ["metastable"])]
     scenario: Option<String>,
@@ -112,6 +120,19 @@ struct Cli {
     metrics_linger: Duration,
     #[command(flatten)]
     cluster: cluster_cli::ClusterArgs,
+}
+
+fn fault_rate(s: &str) -> Result<(String, f64), String> {
+    let (name, rate) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=PER_HOUR (for example wedged=30)"))?;
+    let rate: f64 = rate
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{rate}` is not a number of faults per hour"))?;
+    let mut mix = swarm_drill::sim::FaultMix::default();
+    mix.set(name.trim(), rate)?;
+    Ok((name.trim().to_owned(), rate))
 }
 
 fn rate(s: &str) -> Result<f64, String> {
@@ -191,8 +212,13 @@ fn simulate(cli: &Cli) -> Result<bool, DrillError> {
         median_task: cli.median_task,
         until_event: cli.until,
         predictive: cli.predictive,
+        learned_order: cli.learned_order,
         ..swarm_drill::sim::SimOptions::default()
     };
+    let mut options = options;
+    for (name, rate) in &cli.faults {
+        options.faults.set(name, *rate).map_err(DrillError::Usage)?;
+    }
     let report = swarm_drill::sim::simulate(&options, !cli.no_baseline && cli.until.is_none())
         .map_err(DrillError::Usage)?;
     print!("{}", report.table());

@@ -23,10 +23,11 @@ pub(crate) enum Fault {
     CoordinatorRestart,
     Churn,
     BadPatch,
+    Wedged,
 }
 
 impl Fault {
-    const ALL: [Fault; 12] = [
+    const ALL: [Fault; 13] = [
         Self::Communication,
         Self::Hang,
         Self::Crash,
@@ -39,6 +40,7 @@ impl Fault {
         Self::CoordinatorRestart,
         Self::Churn,
         Self::BadPatch,
+        Self::Wedged,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -55,6 +57,7 @@ impl Fault {
             Self::CoordinatorRestart => "coordinator_restart",
             Self::Churn => "churn",
             Self::BadPatch => "bad_patch",
+            Self::Wedged => "wedged",
         }
     }
 
@@ -72,6 +75,7 @@ impl Fault {
             Self::CoordinatorRestart => mix.coordinator_restart,
             Self::Churn => mix.churn,
             Self::BadPatch => mix.bad_patch,
+            Self::Wedged => mix.wedged,
         }
     }
 }

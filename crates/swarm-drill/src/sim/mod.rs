@@ -23,13 +23,14 @@
 mod faults;
 pub mod metastable;
 mod options;
+mod rebuild;
 mod report;
 mod run;
 mod trace;
 mod world;
 
 pub use options::{FaultMix, SimOptions};
-pub use report::{Recovery, SimReport, StrategyLine};
+pub use report::{KindLine, Recovery, SimReport, StrategyLine};
 pub use trace::Stop;
 
 /// Run `options` on a fresh paused current-thread runtime; with `baseline`, run the same

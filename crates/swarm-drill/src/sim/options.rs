@@ -33,6 +33,11 @@ pub struct FaultMix {
     pub churn: f64,
     /// An operator applies a configuration patch with one bad entry.
     pub bad_patch: f64,
+    /// A task's scheduling entry wedges: its runs fail with `TransactionFailed` until a
+    /// component of the coordinator is restarted, so retrying (the cheapest strategy that
+    /// handles the error) never recovers it and the healing rule that restarts
+    /// `task_scheduler` does. Off by default: the fault mix of the learned-order experiment.
+    pub wedged: f64,
 }
 
 impl Default for FaultMix {
@@ -50,6 +55,7 @@ impl Default for FaultMix {
             coordinator_restart: 0.25,
             churn: 2.0,
             bad_patch: 0.5,
+            wedged: 0.0,
         }
     }
 }
@@ -70,11 +76,12 @@ impl FaultMix {
             coordinator_restart: 0.0,
             churn: 0.0,
             bad_patch: 0.0,
+            wedged: 0.0,
         }
     }
 
     /// Every rate with its name.
-    pub fn rates(&self) -> [(&'static str, f64); 12] {
+    pub fn rates(&self) -> [(&'static str, f64); 13] {
         [
             ("communication", self.communication),
             ("hang", self.hang),
@@ -88,7 +95,40 @@ impl FaultMix {
             ("coordinator_restart", self.coordinator_restart),
             ("churn", self.churn),
             ("bad_patch", self.bad_patch),
+            ("wedged", self.wedged),
         ]
+    }
+
+    /// Set the rate named `name` (as [`rates`](Self::rates) names it) to `per_hour`.
+    ///
+    /// # Errors
+    ///
+    /// An unknown name, with the known ones.
+    pub fn set(&mut self, name: &str, per_hour: f64) -> Result<(), String> {
+        let slot = match name {
+            "communication" => &mut self.communication,
+            "hang" => &mut self.hang,
+            "crash" => &mut self.crash,
+            "silent" => &mut self.silent,
+            "corruption" => &mut self.corruption,
+            "pressure_wave" => &mut self.pressure_wave,
+            "capability_outage" => &mut self.capability_outage,
+            "second_caller" => &mut self.second_caller,
+            "store_failure" => &mut self.store_failure,
+            "coordinator_restart" => &mut self.coordinator_restart,
+            "churn" => &mut self.churn,
+            "bad_patch" => &mut self.bad_patch,
+            "wedged" => &mut self.wedged,
+            _ => {
+                let known: Vec<&str> = self.rates().iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "there is no fault `{name}`; the faults are {}",
+                    known.join(", ")
+                ));
+            }
+        };
+        *slot = per_hour;
+        self.validate()
     }
 
     /// Every rate finite, at least 0 and at most 100,000 an hour.
@@ -133,6 +173,8 @@ pub struct SimOptions {
     pub until_event: Option<u64>,
     /// Step the degradation level early on a forecast of the pressure (predictive recovery).
     pub predictive: bool,
+    /// Order the strategies by what they achieved (the learned order) instead of by cost.
+    pub learned_order: bool,
 }
 
 impl Default for SimOptions {
@@ -148,6 +190,7 @@ impl Default for SimOptions {
             faults: FaultMix::default(),
             until_event: None,
             predictive: false,
+            learned_order: false,
         }
     }
 }

@@ -83,6 +83,29 @@ pub struct StrategyLine {
     pub successes: u64,
 }
 
+/// Recoveries of one error kind, over the managers' history windows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KindLine {
+    /// Recoveries (`recover` calls that ran a strategy).
+    pub recoveries: u64,
+    /// Of which a strategy recovered.
+    pub recovered: u64,
+    /// Mean time to recovery over those recovered, simulated seconds.
+    pub mean_time_to_recovery_s: f64,
+    /// How many recoveries tried each strategy first.
+    pub first_strategy: BTreeMap<String, u64>,
+}
+
+impl KindLine {
+    /// The strategy most often tried first, and its share of the recoveries.
+    pub fn usual_first(&self) -> Option<(&str, f64)> {
+        self.first_strategy
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(id, n)| (id.as_str(), *n as f64 / self.recoveries.max(1) as f64))
+    }
+}
+
 /// Everything a simulated run measured. Two runs of the same options give equal reports and
 /// equal trace digests.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -126,6 +149,14 @@ pub struct SimReport {
     pub level_reasons: BTreeMap<String, BTreeMap<String, u64>>,
     /// Recovery attempts by strategy.
     pub strategies: BTreeMap<String, StrategyLine>,
+    /// Recoveries by error kind: time to recovery and the strategy tried first.
+    #[serde(default)]
+    pub by_error_kind: BTreeMap<String, KindLine>,
+    /// What the last coordinator's learned order knew at the end (empty with the fixed
+    /// order): the posterior mean of each strategy's chance to recover each kind, and the
+    /// outcomes it saw.
+    #[serde(default)]
+    pub learned_order: Vec<recovery_manager::LearnedEstimate>,
     /// Checkpoints written.
     pub checkpoints_written: u64,
     /// Invariant checks made (after every coordinator transition and every event).
@@ -171,6 +202,22 @@ impl SimReport {
                 let line = strategies.entry(id.clone()).or_default();
                 line.attempts += st.attempts;
                 line.successes += st.successes;
+            }
+        }
+        let mut by_error_kind: BTreeMap<String, KindLine> = BTreeMap::new();
+        for s in statistics {
+            for (kind, t) in &s.time_to_recovery {
+                let line = by_error_kind.entry(kind.to_string()).or_default();
+                let total = line.mean_time_to_recovery_s * line.recovered as f64
+                    + t.mean_time_to_recovery.as_secs_f64() * t.recovered as f64;
+                line.recoveries += t.recoveries;
+                line.recovered += t.recovered;
+                if line.recovered > 0 {
+                    line.mean_time_to_recovery_s = total / line.recovered as f64;
+                }
+                for (id, n) in &t.first_strategy {
+                    *line.first_strategy.entry(id.clone()).or_default() += n;
+                }
             }
         }
         let time_to_recover = world
@@ -227,6 +274,11 @@ impl SimReport {
                 })
                 .collect(),
             strategies,
+            by_error_kind,
+            learned_order: statistics
+                .last()
+                .map(|s| s.learned_order.clone())
+                .unwrap_or_default(),
             checkpoints_written,
             invariant_checks,
             events: world.trace.events(),
@@ -258,8 +310,18 @@ impl SimReport {
         let o = &self.options;
         let _ = writeln!(
             out,
-            "simulated swarm (seed {}, {} days, {} agents, utilisation {}, median task {:?})\n",
-            o.seed, o.days, o.agents, o.utilisation, o.median_task
+            "simulated swarm (seed {}, {} days, {} agents, utilisation {}, median task {:?}{}{})\n",
+            o.seed,
+            o.days,
+            o.agents,
+            o.utilisation,
+            o.median_task,
+            if o.learned_order {
+                ", learned order"
+            } else {
+                ""
+            },
+            if o.predictive { ", predictive" } else { "" },
         );
         let _ = writeln!(out, "tasks");
         for (k, v) in [
@@ -330,6 +392,36 @@ impl SimReport {
                     100.0 * line.successes as f64 / line.attempts as f64
                 }
             );
+        }
+        let _ = writeln!(
+            out,
+            "\nrecoveries by error kind      count recovered   mean s  tried first"
+        );
+        for (kind, line) in &self.by_error_kind {
+            let first = line.usual_first().map_or(String::new(), |(id, share)| {
+                format!("{id} {:.1}%", 100.0 * share)
+            });
+            let _ = writeln!(
+                out,
+                "  {kind:<24}{:>9}{:>10}{:>9.3}  {first}",
+                line.recoveries, line.recovered, line.mean_time_to_recovery_s
+            );
+        }
+        if !self.learned_order.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nlearned order (the last coordinator's)   strategy              p(recover)  outcomes"
+            );
+            for e in &self.learned_order {
+                let _ = writeln!(
+                    out,
+                    "  {:<38}{:<22}{:>10.2}{:>10}",
+                    e.error_kind.to_string(),
+                    e.strategy_id,
+                    e.mean,
+                    e.observations
+                );
+            }
         }
         let _ = writeln!(out, "\nchecks");
         let _ = writeln!(

@@ -22,6 +22,8 @@ pub(crate) enum RunFault {
     Communication,
     Hang,
     Corruption,
+    /// The task's scheduling entry wedges until a component restart.
+    Wedge,
 }
 
 impl RunFault {
@@ -30,6 +32,7 @@ impl RunFault {
             Self::Communication => "communication",
             Self::Hang => "hang",
             Self::Corruption => "corruption",
+            Self::Wedge => "wedged",
         }
     }
 }
@@ -83,6 +86,9 @@ pub(crate) struct WorldState {
     pub(crate) hit: BTreeMap<TaskId, (&'static str, Instant)>,
     /// Time from a fault to recovery, by kind.
     pub(crate) recovered: BTreeMap<&'static str, Vec<Duration>>,
+    /// Wedged tasks: their runs fail until their scheduling entry is rebuilt (or a new
+    /// coordinator starts).
+    pub(crate) wedged: std::collections::BTreeSet<TaskId>,
 }
 
 /// The world, behind one lock (everything runs on one thread; the lock is never held across an
@@ -101,6 +107,7 @@ impl World {
             injected: BTreeMap::new(),
             hit: BTreeMap::new(),
             recovered: BTreeMap::new(),
+            wedged: std::collections::BTreeSet::new(),
         })))
     }
 
@@ -176,15 +183,23 @@ impl AgentExecutor for SimExecutor {
                 )));
             }
             let crashed = Arc::clone(&a.crashed);
-            let fault = w.armed.pop_front();
-            if let Some(f) = fault {
-                w.injected(f.name());
-                w.hit.entry(task.id).or_insert((f.name(), now));
-            }
+            let fault = if w.wedged.contains(&task.id) {
+                Some(RunFault::Wedge)
+            } else {
+                let fault = w.armed.pop_front();
+                if let Some(f) = fault {
+                    w.injected(f.name());
+                    w.hit.entry(task.id).or_insert((f.name(), now));
+                    if f == RunFault::Wedge {
+                        w.wedged.insert(task.id);
+                    }
+                }
+                fault
+            };
             (fault, crashed)
         };
         let length = match fault {
-            Some(RunFault::Communication) => length_of(task) / 4,
+            Some(RunFault::Communication | RunFault::Wedge) => length_of(task) / 4,
             Some(RunFault::Hang) => self.hang,
             Some(RunFault::Corruption) => Duration::ZERO,
             None => length_of(task),
@@ -206,6 +221,10 @@ impl AgentExecutor for SimExecutor {
             Some(RunFault::Communication) => Err(SwarmError::CommunicationError(format!(
                 "connection to agent {} reset",
                 agent.name
+            ))),
+            Some(RunFault::Wedge) => Err(SwarmError::TransactionFailed(format!(
+                "task {}'s scheduling entry is wedged: the commit on agent {} timed out",
+                task.id, agent.name
             ))),
             Some(RunFault::Corruption) => {
                 let c = self.world.lock().coordinator.upgrade();

@@ -235,6 +235,7 @@ impl Sim {
         }
         let now = Instant::now();
         let mut w = self.world.lock();
+        w.wedged.remove(&task);
         if let Some((kind, at)) = w.hit.remove(&task) {
             if ok {
                 w.recovered(kind, now - at);

@@ -12,6 +12,7 @@ impl Sim {
             Fault::Communication => self.world.lock().armed.push_back(RunFault::Communication),
             Fault::Hang => self.world.lock().armed.push_back(RunFault::Hang),
             Fault::Corruption => self.world.lock().armed.push_back(RunFault::Corruption),
+            Fault::Wedged => self.world.lock().armed.push_back(RunFault::Wedge),
             Fault::Crash => {
                 let downtime = Duration::from_secs(self.fault_rng.random_range(60..300));
                 if let Some(i) = self.pick_agent(|a| !a.is_down(now)) {

@@ -26,7 +26,7 @@ use recovery_degradation::{
     DegradationConfig, DegradationLevel, GracefulDegradationStrategy, ResourceMonitor,
 };
 use recovery_healing::SelfHealingStrategy;
-use recovery_manager::{RecoveryConfig, RecoveryManager, RecoveryStatistics};
+use recovery_manager::{LearningConfig, RecoveryConfig, RecoveryManager, RecoveryStatistics};
 use swarm_integration::{
     AgentSpec, CoordinatorOptions, SwarmCheckpoint, SwarmConfig, SwarmCoordinator, TaskSpec,
 };
@@ -36,6 +36,7 @@ use tokio::time::Instant;
 
 use super::faults::{Fault, FaultClock};
 use super::options::SimOptions;
+use super::rebuild::RebuildEntry;
 use super::report::{Levels, SimReport};
 use super::trace::{Stop, Trace};
 use super::world::{FlakyStore, RunFault, SimAgent, SimExecutor, SimSampler, Wave, World};
@@ -123,10 +124,23 @@ fn manager(
         })
         .sampler(SimSampler {
             world: Arc::downgrade(world),
+        });
+    let manager = if options.faults.wedged > 0.0 {
+        manager.strategy(Arc::new(RebuildEntry {
+            world: Arc::downgrade(world),
+        }))
+    } else {
+        manager
+    };
+    let manager = if options.learned_order {
+        manager.learned_order(LearningConfig {
+            seed: options.seed ^ generation.rotate_left(17),
+            ..LearningConfig::default()
         })
-        .build()
-        .expect("a valid config");
-    Arc::new(manager)
+    } else {
+        manager
+    };
+    Arc::new(manager.build().expect("a valid config"))
 }
 
 fn config(options: &SimOptions) -> SwarmConfig {

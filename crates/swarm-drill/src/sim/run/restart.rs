@@ -43,7 +43,12 @@ impl Sim {
             *self.recoveries_before.entry(k).or_default() += v;
         }
         self.coordinator = Arc::clone(&c);
-        self.world.lock().coordinator = Arc::downgrade(&c);
+        {
+            let mut w = self.world.lock();
+            w.coordinator = Arc::downgrade(&c);
+            // A new process rebuilds its scheduling entries.
+            w.wedged.clear();
+        }
         m.start_monitoring().await;
         // Agents reconnect: those the checkpoint knows keep their ids; others register anew;
         // those that left are removed.
