@@ -46,3 +46,9 @@ pub mod the_spec {}
 
 #[doc = include_str!("../../docs/guide/breakers.md")]
 pub mod breakers {}
+
+#[doc = include_str!("../../docs/guide/learned-order.md")]
+pub mod learned_order {}
+
+#[doc = include_str!("../../docs/guide/workflows.md")]
+pub mod workflows {}

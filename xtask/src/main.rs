@@ -25,7 +25,7 @@ tasks:
   crash-test [--iterations N]
                          kill a checkpoint writer N times (default 200) and check no checkpoint is torn or lost
   drill [ARGS]           run the chaos drill (release) with ARGS
-  soak [--seeds N] [--days D]
+  soak [--seeds N] [--days D] [--enhancements]
                          N seeds (default 16) of D simulated days (default 1) of the drill's
                          simulation mode, in parallel; one line per failing seed
   mutants                each bug of issue 14 put back by hand (xtask/mutants/*.patch, applied to
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
 
 /// Every subset of the four strategy features, `sysinfo` with each that has `degradation`.
 pub(crate) fn strategy_powerset() -> Vec<String> {
-    let all = ["backoff", "checkpoint", "degradation", "healing"];
+    let all = ["backoff", "checkpoint", "degradation", "healing", "workflow"];
     (0..1u32 << all.len())
         .map(|mask| {
             let mut chosen: Vec<&str> = (0..all.len())
@@ -90,8 +90,8 @@ pub(crate) fn strategy_powerset() -> Vec<String> {
 }
 
 /// Each strategy alone, and none (all is the workspace run above).
-pub(crate) fn manager_feature_sets() -> [&'static str; 5] {
-    ["", "backoff", "checkpoint", "degradation", "healing"]
+pub(crate) fn manager_feature_sets() -> [&'static str; 6] {
+    ["", "backoff", "checkpoint", "degradation", "healing", "workflow"]
 }
 
 fn proptest(args: &[String]) -> cmd::Result {

@@ -13,6 +13,9 @@ pub(crate) struct Soak {
     pub(crate) seeds: u64,
     pub(crate) days: f64,
     pub(crate) first_seed: u64,
+    /// Run with the four enhancements on (`--enhancements`: learned order, predictive
+    /// degradation, breakers, workflows).
+    pub(crate) enhancements: bool,
 }
 
 impl Soak {
@@ -22,6 +25,15 @@ impl Soak {
             seeds: 16,
             days: 1.0,
             first_seed: 1,
+            enhancements: false,
+        }
+    }
+
+    /// The short soak with the four enhancements on.
+    pub(crate) fn short_enhanced() -> Self {
+        Self {
+            enhancements: true,
+            ..Self::short()
         }
     }
 }
@@ -30,6 +42,10 @@ pub(crate) fn parse(args: &[String]) -> cmd::Result<Soak> {
     let mut soak = Soak::short();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--enhancements" {
+            soak.enhancements = true;
+            continue;
+        }
         let value = it
             .next()
             .ok_or_else(|| Error::Usage(format!("soak: `{flag}` wants a value")))?;
@@ -69,9 +85,14 @@ pub(crate) fn run(soak: &Soak) -> cmd::Result {
     let drill = cmd::target_dir().join("release").join("swarm-drill");
     let started = Instant::now();
     eprintln!(
-        "xtask: soak of {} seeds x {} days, {} at a time",
+        "xtask: soak of {} seeds x {} days{}, {} at a time",
         soak.seeds,
         soak.days,
+        if soak.enhancements {
+            " with the four enhancements"
+        } else {
+            ""
+        },
         jobs()
     );
     let outcome = run_seeds(&drill, soak, false)?;
@@ -80,9 +101,14 @@ pub(crate) fn run(soak: &Soak) -> cmd::Result {
     }
     eprintln!("xtask: soak took {:.0} s", started.elapsed().as_secs_f64());
     println!(
-        "soak: {} seeds x {} days, {} passed, {} failed",
+        "soak: {} seeds x {} days{}, {} passed, {} failed",
         soak.seeds,
         soak.days,
+        if soak.enhancements {
+            " (enhancements on)"
+        } else {
+            ""
+        },
         outcome.passed,
         outcome.failures.len()
     );
@@ -145,6 +171,7 @@ pub(crate) fn run_seeds(
                     "--days",
                     &days,
                 ])
+                .args(soak.enhancements.then_some("--enhancements"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -231,9 +258,11 @@ mod tests {
             Soak {
                 seeds: 100,
                 days: 7.0,
-                first_seed: 1
+                first_seed: 1,
+                enhancements: false,
             }
         );
+        assert!(parse(&args("--enhancements --seeds 2")).unwrap().enhancements);
         assert!(parse(&args("--seeds 0")).is_err());
         assert!(parse(&args("--days -1")).is_err());
         assert!(parse(&args("--days")).is_err());

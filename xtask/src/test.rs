@@ -105,8 +105,9 @@ pub(crate) fn run() -> cmd::Result {
             cmd::cargo_test(&args, &[("PROPTEST_CASES", "16")]),
         );
     }
-    // Every combination a user can pick builds: the manager's four strategies in all 16
-    // combinations (with `sysinfo` beside `degradation`), and the umbrella's features alone.
+    // Every combination a user can pick builds: the manager's four strategies and workflows in
+    // all 32 combinations (with `sysinfo` beside `degradation`), and the umbrella's features
+    // alone.
     for features in crate::strategy_powerset() {
         t.step(
             &format!("recovery-manager builds with [{features}]"),
@@ -153,6 +154,11 @@ pub(crate) fn run() -> cmd::Result {
     // The short soak: 16 simulated days, every invariant checked after every event, and the
     // default workload's throughput with faults against the same workload without.
     t.step("short soak", soak::run(&soak::Soak::short()));
+    // The same with the learned order, predictive degradation, breakers and a workflow on.
+    t.step(
+        "short soak, enhancements on",
+        soak::run(&soak::Soak::short_enhanced()),
+    );
     t.step("throughput with faults", soak::throughput_check());
     // The multi-process test: 3 instance processes sharing 10,000 tasks on the server, one
     // killed every 3 s and one paused past its leases; every task completed exactly once.

@@ -15,9 +15,10 @@
 //! | `alert` | `severity` (`info`, `warning`, `critical`; default `warning`), `message` | sends an alert | none |
 //! | `verify` | `condition`, `attempts`, `interval` | checks a condition you registered | none |
 
+#[cfg(any(feature = "backoff", feature = "checkpoint", feature = "healing"))]
 use std::sync::Arc;
-use std::time::SystemTime;
 
+#[cfg(any(feature = "backoff", feature = "checkpoint", feature = "healing"))]
 use recovery_core::{RecoveryContext, SwarmError, async_trait};
 pub use recovery_workflow::{
     OnFailure, Params, Step, StepAction, StepDone, StepFailed, StepRegistry, Verify, Workflow,
@@ -265,7 +266,7 @@ impl<T: Send + Sync + ?Sized> StepAction<T> for AlertStep {
             error_message: error.to_string(),
             failed_agent_id: ctx.failed_agent_id,
             failed_task_id: ctx.failed_task_id,
-            raised_at: SystemTime::now(),
+            raised_at: std::time::SystemTime::now(),
         };
         self.sink
             .send(&alert)

@@ -103,6 +103,18 @@ struct Cli {
     /// of by cost alone (simulation mode; elsewhere use the config file's `[learning]`).
     #[arg(long, requires = "simulate")]
     learned_order: bool,
+    /// A circuit breaker per agent (simulation mode; elsewhere use the config file's
+    /// `[breaker]`).
+    #[arg(long, requires = "simulate")]
+    breakers: bool,
+    /// A recovery workflow for coordination timeouts: alert, retry, check the audit
+    /// (simulation mode; elsewhere use the config file's `[[workflows]]`).
+    #[arg(long, requires = "simulate")]
+    workflows: bool,
+    /// The four enhancements at once: `--learned-order --predictive --breakers --workflows`
+    /// (simulation mode).
+    #[arg(long, requires = "simulate")]
+    enhancements: bool,
     /// Set one fault's rate per simulated hour, e.g. `--fault wedged=30` (simulation mode;
     /// repeat for more; `wedged` is off by default).
     #[arg(long = "fault", value_name = "NAME=PER_HOUR", value_parser = fault_rate, requires = "simulate")]
@@ -211,8 +223,10 @@ fn simulate(cli: &Cli) -> Result<bool, DrillError> {
         utilisation: cli.utilisation,
         median_task: cli.median_task,
         until_event: cli.until,
-        predictive: cli.predictive,
-        learned_order: cli.learned_order,
+        predictive: cli.predictive || cli.enhancements,
+        learned_order: cli.learned_order || cli.enhancements,
+        breakers: cli.breakers || cli.enhancements,
+        workflows: cli.workflows || cli.enhancements,
         ..swarm_drill::sim::SimOptions::default()
     };
     let mut options = options;

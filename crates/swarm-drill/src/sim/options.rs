@@ -175,6 +175,11 @@ pub struct SimOptions {
     pub predictive: bool,
     /// Order the strategies by what they achieved (the learned order) instead of by cost.
     pub learned_order: bool,
+    /// A circuit breaker per agent (the default `BreakerConfig`, seeded).
+    pub breakers: bool,
+    /// A recovery workflow for coordination timeouts (alert, retry, verify the swarm's audit),
+    /// cheaper than the backoff strategy so that it runs first.
+    pub workflows: bool,
 }
 
 impl Default for SimOptions {
@@ -191,11 +196,23 @@ impl Default for SimOptions {
             until_event: None,
             predictive: false,
             learned_order: false,
+            breakers: false,
+            workflows: false,
         }
     }
 }
 
 impl SimOptions {
+    /// The same options with the four enhancements on: the learned order, predictive
+    /// degradation, circuit breakers and the workflow.
+    pub fn with_enhancements(mut self) -> Self {
+        self.learned_order = true;
+        self.predictive = true;
+        self.breakers = true;
+        self.workflows = true;
+        self
+    }
+
     /// The simulated time the workload runs.
     pub fn duration(&self) -> Duration {
         Duration::from_secs_f64(self.days * 86_400.0)

@@ -1,4 +1,5 @@
-//! The simulation's own strategy for a wedged scheduling entry: rebuild it.
+//! The simulation's own recoveries: rebuilding a wedged scheduling entry, and the workflow for
+//! coordination timeouts.
 
 use std::sync::Weak;
 
@@ -65,4 +66,43 @@ impl RecoveryStrategy<SwarmCoordinator> for RebuildEntry {
             RecoveryResult::no_change(format!("task {task}'s scheduling entry is not wedged"))
         }
     }
+}
+
+/// The workflow of `--workflows`: for a coordination timeout, an alert (optional), a retry with
+/// backoff (required), then a check that the coordinator's audit finds nothing wrong
+/// (required). Cost 0.05, so by cost it runs before the backoff strategy on its own.
+pub(crate) fn timeout_workflow(seed: u64) -> recovery_manager::workflow::Workflow<SwarmCoordinator> {
+    use recovery_manager::workflow::{AlertStep, OnFailure, RetryStep, Step, Verify, Workflow};
+    let backoff = recovery_backoff::ExponentialBackoffStrategy::new(
+        recovery_backoff::BackoffConfig::default(),
+    )
+    .expect("the default backoff config is valid")
+    .with_seed(seed);
+    let alert = AlertStep::new(
+        std::sync::Arc::new(recovery_healing::TracingAlertSink),
+        recovery_healing::Severity::Info,
+        "a run timed out; retrying it",
+        "timeout_retry",
+    );
+    let audit = Verify::new("audit_clean", |c: &SwarmCoordinator| {
+        let problems = c.audit();
+        if problems.is_empty() {
+            Ok("the audit finds nothing wrong".to_owned())
+        } else {
+            Err(problems.join("; "))
+        }
+    });
+    Workflow::builder("timeout_retry")
+        .description("alert, retry with backoff, check the audit")
+        .handles([ErrorKind::CoordinationTimeout])
+        .cost(0.05)
+        .step(
+            Step::new("tell on-call", std::sync::Arc::new(alert))
+                .required(false)
+                .on_failure(OnFailure::Skip),
+        )
+        .step(Step::new("retry", std::sync::Arc::new(RetryStep::new(std::sync::Arc::new(backoff)))))
+        .step(Step::new("audit", std::sync::Arc::new(audit)))
+        .build()
+        .expect("a valid workflow")
 }

@@ -310,7 +310,7 @@ impl SimReport {
         let o = &self.options;
         let _ = writeln!(
             out,
-            "simulated swarm (seed {}, {} days, {} agents, utilisation {}, median task {:?}{}{})\n",
+            "simulated swarm (seed {}, {} days, {} agents, utilisation {}, median task {:?}{}{}{}{})\n",
             o.seed,
             o.days,
             o.agents,
@@ -322,6 +322,8 @@ impl SimReport {
                 ""
             },
             if o.predictive { ", predictive" } else { "" },
+            if o.breakers { ", breakers" } else { "" },
+            if o.workflows { ", workflows" } else { "" },
         );
         let _ = writeln!(out, "tasks");
         for (k, v) in [

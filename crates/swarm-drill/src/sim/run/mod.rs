@@ -132,6 +132,13 @@ fn manager(
     } else {
         manager
     };
+    let manager = if options.workflows {
+        manager.strategy(Arc::new(super::rebuild::timeout_workflow(
+            options.seed ^ generation.rotate_left(48),
+        )))
+    } else {
+        manager
+    };
     let manager = if options.learned_order {
         manager.learned_order(LearningConfig {
             seed: options.seed ^ generation.rotate_left(17),
@@ -163,6 +170,12 @@ fn coordinator_options(options: &SimOptions, generation: u64) -> CoordinatorOpti
             .wrapping_add(generation.wrapping_mul(0x9E37_79B9)),
     );
     o.check_invariants = true;
+    if options.breakers {
+        o.breaker = Some(recovery_breaker::BreakerConfig {
+            seed: options.seed ^ generation,
+            ..recovery_breaker::BreakerConfig::default()
+        });
+    }
     o
 }
 
