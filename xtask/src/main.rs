@@ -74,7 +74,13 @@ fn main() -> ExitCode {
 
 /// Every subset of the four strategy features, `sysinfo` with each that has `degradation`.
 pub(crate) fn strategy_powerset() -> Vec<String> {
-    let all = ["backoff", "checkpoint", "degradation", "healing", "workflow"];
+    let all = [
+        "backoff",
+        "checkpoint",
+        "degradation",
+        "healing",
+        "workflow",
+    ];
     (0..1u32 << all.len())
         .map(|mask| {
             let mut chosen: Vec<&str> = (0..all.len())
@@ -91,7 +97,14 @@ pub(crate) fn strategy_powerset() -> Vec<String> {
 
 /// Each strategy alone, and none (all is the workspace run above).
 pub(crate) fn manager_feature_sets() -> [&'static str; 6] {
-    ["", "backoff", "checkpoint", "degradation", "healing", "workflow"]
+    [
+        "",
+        "backoff",
+        "checkpoint",
+        "degradation",
+        "healing",
+        "workflow",
+    ]
 }
 
 fn proptest(args: &[String]) -> cmd::Result {

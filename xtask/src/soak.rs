@@ -262,7 +262,11 @@ mod tests {
                 enhancements: false,
             }
         );
-        assert!(parse(&args("--enhancements --seeds 2")).unwrap().enhancements);
+        assert!(
+            parse(&args("--enhancements --seeds 2"))
+                .unwrap()
+                .enhancements
+        );
         assert!(parse(&args("--seeds 0")).is_err());
         assert!(parse(&args("--days -1")).is_err());
         assert!(parse(&args("--days")).is_err());

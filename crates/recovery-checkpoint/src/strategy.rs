@@ -3,7 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
+
+// The clock of the runtime (paused in tests and the simulation), as the other strategies use.
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use recovery_core::{

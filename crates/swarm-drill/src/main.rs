@@ -103,6 +103,10 @@ struct Cli {
     /// of by cost alone (simulation mode; elsewhere use the config file's `[learning]`).
     #[arg(long, requires = "simulate")]
     learned_order: bool,
+    /// How long each pressure wave takes to build up, e.g. `5m` (simulation mode; default 0s:
+    /// waves arrive at once, and there is no trend for `--predictive` to see).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, requires = "simulate")]
+    wave_ramp: Duration,
     /// A circuit breaker per agent (simulation mode; elsewhere use the config file's
     /// `[breaker]`).
     #[arg(long, requires = "simulate")]
@@ -226,6 +230,7 @@ fn simulate(cli: &Cli) -> Result<bool, DrillError> {
         predictive: cli.predictive || cli.enhancements,
         learned_order: cli.learned_order || cli.enhancements,
         breakers: cli.breakers || cli.enhancements,
+        wave_ramp: cli.wave_ramp,
         workflows: cli.workflows || cli.enhancements,
         ..swarm_drill::sim::SimOptions::default()
     };

@@ -175,6 +175,9 @@ pub struct SimOptions {
     pub predictive: bool,
     /// Order the strategies by what they achieved (the learned order) instead of by cost.
     pub learned_order: bool,
+    /// How long a pressure wave takes to build up to its amplitude (zero, the default: it
+    /// arrives at once). Real pressure builds up; predictive degradation can only see a ramp.
+    pub wave_ramp: Duration,
     /// A circuit breaker per agent (the default `BreakerConfig`, seeded).
     pub breakers: bool,
     /// A recovery workflow for coordination timeouts (alert, retry, verify the swarm's audit),
@@ -196,6 +199,7 @@ impl Default for SimOptions {
             until_event: None,
             predictive: false,
             learned_order: false,
+            wave_ramp: Duration::ZERO,
             breakers: false,
             workflows: false,
         }

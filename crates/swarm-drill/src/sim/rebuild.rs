@@ -71,7 +71,9 @@ impl RecoveryStrategy<SwarmCoordinator> for RebuildEntry {
 /// The workflow of `--workflows`: for a coordination timeout, an alert (optional), a retry with
 /// backoff (required), then a check that the coordinator's audit finds nothing wrong
 /// (required). Cost 0.05, so by cost it runs before the backoff strategy on its own.
-pub(crate) fn timeout_workflow(seed: u64) -> recovery_manager::workflow::Workflow<SwarmCoordinator> {
+pub(crate) fn timeout_workflow(
+    seed: u64,
+) -> recovery_manager::workflow::Workflow<SwarmCoordinator> {
     use recovery_manager::workflow::{AlertStep, OnFailure, RetryStep, Step, Verify, Workflow};
     let backoff = recovery_backoff::ExponentialBackoffStrategy::new(
         recovery_backoff::BackoffConfig::default(),
@@ -101,7 +103,10 @@ pub(crate) fn timeout_workflow(seed: u64) -> recovery_manager::workflow::Workflo
                 .required(false)
                 .on_failure(OnFailure::Skip),
         )
-        .step(Step::new("retry", std::sync::Arc::new(RetryStep::new(std::sync::Arc::new(backoff)))))
+        .step(Step::new(
+            "retry",
+            std::sync::Arc::new(RetryStep::new(std::sync::Arc::new(backoff))),
+        ))
         .step(Step::new("audit", std::sync::Arc::new(audit)))
         .build()
         .expect("a valid workflow")

@@ -70,6 +70,23 @@ pub(crate) struct Wave {
     pub(crate) start: Instant,
     pub(crate) end: Instant,
     pub(crate) amplitude: f64,
+    /// How long the wave takes to build up to its amplitude (zero: a step).
+    pub(crate) ramp: Duration,
+}
+
+impl Wave {
+    /// The wave's pressure at `now`: rising linearly over its ramp, then its amplitude.
+    fn at(&self, now: Instant) -> f64 {
+        if now < self.start {
+            return 0.0;
+        }
+        let into = now - self.start;
+        if into >= self.ramp {
+            self.amplitude
+        } else {
+            self.amplitude * into.as_secs_f64() / self.ramp.as_secs_f64()
+        }
+    }
 }
 
 /// Everything the executor, the sampler and the drivers share.
@@ -134,11 +151,7 @@ impl WorldState {
     /// The pressure waves' amplitude at `now` (expired waves are dropped).
     pub(crate) fn pressure(&mut self, now: Instant) -> f64 {
         self.waves.retain(|w| now < w.end);
-        self.waves
-            .iter()
-            .filter(|w| w.start <= now)
-            .map(|w| w.amplitude)
-            .sum()
+        self.waves.iter().map(|w| w.at(now)).sum()
     }
 }
 

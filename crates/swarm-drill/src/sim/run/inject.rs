@@ -39,6 +39,7 @@ impl Sim {
                     start: now,
                     end: now + length,
                     amplitude,
+                    ramp: self.options.wave_ramp,
                 });
                 w.injected("pressure_wave");
                 drop(w);
