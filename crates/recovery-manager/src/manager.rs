@@ -115,7 +115,7 @@ pub struct RecoveryManager<T: ?Sized + Send + Sync + 'static> {
     config: RecoveryConfig,
     strategies: ArcSwap<Vec<Registered<T>>>,
     slots: Arc<Semaphore>,
-    history: History,
+    pub(crate) history: Arc<History>,
     ledger: Mutex<RetryLedger>,
     #[cfg_attr(
         not(any(feature = "backoff", feature = "checkpoint", feature = "degradation")),
@@ -196,7 +196,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
     ) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(config.max_concurrent_recoveries)),
-            history: History::new(config.history_retention),
+            history: Arc::new(History::new(config.history_retention)),
             ledger: Mutex::new(RetryLedger::new(retry_window)),
             strategies: ArcSwap::from_pointee(Vec::new()),
             parts,

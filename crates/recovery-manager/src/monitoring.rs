@@ -136,6 +136,7 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManager<T> {
             monitoring_interval: self.config().monitoring_interval,
             checkpoint_interval: self.config().checkpoint_interval,
             parts: self.parts.job_parts(),
+            history: Arc::clone(&self.history),
         };
         let task = tokio::spawn(job.run(cancel.clone()));
         MonitoringHandle {
@@ -160,6 +161,8 @@ struct Job<T: ?Sized> {
     monitoring_interval: Duration,
     checkpoint_interval: Duration,
     parts: JobParts<T>,
+    /// Where an early step on a forecast is recorded.
+    history: Arc<crate::history::History>,
 }
 
 impl<T: ?Sized + Send + Sync + 'static> Job<T> {
@@ -201,13 +204,14 @@ impl<T: ?Sized + Send + Sync + 'static> Job<T> {
     async fn monitor_step(&self) {
         self.parts.sample();
         if let Some(target) = self.target() {
-            self.parts.step(&target).await;
+            self.parts.step(&target, &self.history).await;
         }
     }
 
     async fn checkpoint_step(&self) {
         if let Some(target) = self.target() {
-            self.parts.checkpoint(&target).await;
+            // A failure is logged by `checkpoint`; the next tick tries again.
+            let _ = self.parts.checkpoint(&target).await;
         }
     }
 }

@@ -163,8 +163,9 @@ impl<T: ?Sized + Send + Sync> JobParts<T> {
         }
     }
 
-    /// Step degradation on `target`, if a degradation strategy is registered.
-    pub(crate) async fn step(&self, target: &T) {
+    /// Step degradation on `target`, if a degradation strategy is registered; a step taken
+    /// early on a forecast also takes a checkpoint and is recorded in `history`.
+    pub(crate) async fn step(&self, target: &T, history: &crate::history::History) {
         #[cfg(feature = "degradation")]
         if let Some(stepper) = &self.stepper {
             match stepper.step(target).await {
@@ -181,7 +182,8 @@ impl<T: ?Sized + Send + Sync> JobParts<T> {
                             in_secs, to = %change.to,
                             "pressure forecast to reach the thresholds: level stepped early, checkpoint taken"
                         );
-                        self.checkpoint(target).await;
+                        let checkpoint = self.checkpoint(target).await;
+                        record_early_step(history, &change, in_secs, checkpoint);
                     }
                 }
                 Ok(None) => {}
@@ -192,30 +194,82 @@ impl<T: ?Sized + Send + Sync> JobParts<T> {
                 ),
             }
         }
-        let _ = target;
+        let _ = (target, history);
     }
 
-    /// Take a checkpoint of `target`, if a checkpoint strategy is registered.
-    pub(crate) async fn checkpoint(&self, target: &T) {
+    /// Take a checkpoint of `target`, if a checkpoint strategy is registered; its id, or why
+    /// none was taken.
+    pub(crate) async fn checkpoint(&self, target: &T) -> Result<String, String> {
         #[cfg(feature = "checkpoint")]
         if let Some(checkpointer) = &self.checkpointer {
             let taken = checkpointer.checkpoint(target).await;
             crate::metrics::checkpoint_created(taken.is_ok());
-            match taken {
-                Ok(id) => tracing::debug!(
-                    target: "recovery_manager::monitoring",
-                    checkpoint_id = %id,
-                    "periodic checkpoint taken"
-                ),
-                Err(e) => tracing::warn!(
-                    target: "recovery_manager::monitoring",
-                    error = %e,
-                    "periodic checkpoint failed"
-                ),
-            }
+            return match taken {
+                Ok(id) => {
+                    tracing::debug!(
+                        target: "recovery_manager::monitoring",
+                        checkpoint_id = %id,
+                        "periodic checkpoint taken"
+                    );
+                    Ok(id.to_string())
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        target: "recovery_manager::monitoring",
+                        error = %e,
+                        "periodic checkpoint failed"
+                    );
+                    Err(e.to_string())
+                }
+            };
         }
         let _ = target;
+        Err("no checkpoint strategy is registered".to_owned())
     }
+}
+
+/// Record an early step in the history: an attempt of the degradation strategy for the
+/// forecast overload, with the forecast and the checkpoint in its metadata.
+#[cfg(feature = "degradation")]
+fn record_early_step(
+    history: &crate::history::History,
+    change: &LevelChange,
+    in_secs: f64,
+    checkpoint: Result<String, String>,
+) {
+    use recovery_core::{RecoveryAction, RecoveryResult, SwarmError};
+    let reason = format!(
+        "pressure forecast to reach the thresholds in {in_secs:.0} s: level stepped from {} to {} early",
+        change.from, change.to
+    );
+    let mut result = RecoveryResult::success(
+        RecoveryAction::Degraded {
+            level: change.to.as_u8(),
+        },
+        match &checkpoint {
+            Ok(id) => format!("{reason}, checkpoint {id} taken"),
+            Err(why) => format!("{reason}, no checkpoint: {why}"),
+        },
+    )
+    .with_metadata("forecast_secs", format!("{in_secs:.1}"));
+    if let Ok(id) = checkpoint {
+        result = result.with_metadata("checkpoint_id", id);
+    }
+    let evicted = history.push(crate::history::Entry {
+        id: uuid::Uuid::new_v4(),
+        recovery_id: uuid::Uuid::new_v4(),
+        timestamp: std::time::SystemTime::now(),
+        strategy_id: Arc::from("graceful_degradation"),
+        error: SwarmError::Overloaded {
+            reason: format!("forecast: {reason}"),
+            retry_after: std::time::Duration::ZERO,
+        },
+        failed_task_id: None,
+        failed_agent_id: None,
+        retry_count: 0,
+        result,
+    });
+    drop(evicted);
 }
 
 #[cfg(feature = "backoff")]
