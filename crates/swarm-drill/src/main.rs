@@ -107,6 +107,12 @@ struct Cli {
     /// waves arrive at once, and there is no trend for `--predictive` to see).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, requires = "simulate")]
     wave_ramp: Duration,
+    /// How far ahead `--predictive` looks (simulation mode).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "simulate")]
+    prediction_lead: Duration,
+    /// How often the manager samples resources and steps the level (simulation mode).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, requires = "simulate")]
+    monitoring_interval: Duration,
     /// A circuit breaker per agent (simulation mode; elsewhere use the config file's
     /// `[breaker]`).
     #[arg(long, requires = "simulate")]
@@ -231,6 +237,8 @@ fn simulate(cli: &Cli) -> Result<bool, DrillError> {
         learned_order: cli.learned_order || cli.enhancements,
         breakers: cli.breakers || cli.enhancements,
         wave_ramp: cli.wave_ramp,
+        prediction_lead: cli.prediction_lead,
+        monitoring_interval: cli.monitoring_interval,
         workflows: cli.workflows || cli.enhancements,
         ..swarm_drill::sim::SimOptions::default()
     };

@@ -314,3 +314,35 @@ fn breakers_from_the_config_file_run_in_the_drill_and_a_bad_one_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn simulation_flags_with_bad_values_are_usage_errors_that_say_what_is_wrong() {
+    for (args, expect) in [
+        (
+            &["--simulate", "--fault", "wedgd=3"][..],
+            "there is no fault `wedgd`; the faults are communication",
+        ),
+        (
+            &["--simulate", "--fault", "wedged"][..],
+            "is not NAME=PER_HOUR",
+        ),
+        (
+            &["--simulate", "--fault", "wedged=-2"][..],
+            "the `wedged` fault rate is -2 an hour",
+        ),
+        (
+            &["--simulate", "--prediction-lead", "0s"][..],
+            "--prediction-lead must be longer than zero",
+        ),
+        (
+            &["--simulate", "--monitoring-interval", "1ms"][..],
+            "--monitoring-interval is 1ms",
+        ),
+        (&["--learned-order"][..], "--simulate"),
+    ] {
+        let out = drill().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+    }
+}

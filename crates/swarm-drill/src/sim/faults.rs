@@ -24,10 +24,11 @@ pub(crate) enum Fault {
     Churn,
     BadPatch,
     Wedged,
+    BadAgent,
 }
 
 impl Fault {
-    const ALL: [Fault; 13] = [
+    const ALL: [Fault; 14] = [
         Self::Communication,
         Self::Hang,
         Self::Crash,
@@ -41,6 +42,7 @@ impl Fault {
         Self::Churn,
         Self::BadPatch,
         Self::Wedged,
+        Self::BadAgent,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -58,6 +60,7 @@ impl Fault {
             Self::Churn => "churn",
             Self::BadPatch => "bad_patch",
             Self::Wedged => "wedged",
+            Self::BadAgent => "bad_agent",
         }
     }
 
@@ -76,6 +79,7 @@ impl Fault {
             Self::Churn => mix.churn,
             Self::BadPatch => mix.bad_patch,
             Self::Wedged => mix.wedged,
+            Self::BadAgent => mix.bad_agent,
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct FaultMix {
     /// handles the error) never recovers it and the healing rule that restarts
     /// `task_scheduler` does. Off by default: the fault mix of the learned-order experiment.
     pub wedged: f64,
+    /// An agent gets a bad deploy for 5 to 20 minutes: every run on it fails, while it still
+    /// answers probes and heartbeats, so only a circuit breaker takes it out. Off by default.
+    pub bad_agent: f64,
 }
 
 impl Default for FaultMix {
@@ -56,6 +59,7 @@ impl Default for FaultMix {
             churn: 2.0,
             bad_patch: 0.5,
             wedged: 0.0,
+            bad_agent: 0.0,
         }
     }
 }
@@ -77,11 +81,12 @@ impl FaultMix {
             churn: 0.0,
             bad_patch: 0.0,
             wedged: 0.0,
+            bad_agent: 0.0,
         }
     }
 
     /// Every rate with its name.
-    pub fn rates(&self) -> [(&'static str, f64); 13] {
+    pub fn rates(&self) -> [(&'static str, f64); 14] {
         [
             ("communication", self.communication),
             ("hang", self.hang),
@@ -96,6 +101,7 @@ impl FaultMix {
             ("churn", self.churn),
             ("bad_patch", self.bad_patch),
             ("wedged", self.wedged),
+            ("bad_agent", self.bad_agent),
         ]
     }
 
@@ -119,6 +125,7 @@ impl FaultMix {
             "churn" => &mut self.churn,
             "bad_patch" => &mut self.bad_patch,
             "wedged" => &mut self.wedged,
+            "bad_agent" => &mut self.bad_agent,
             _ => {
                 let known: Vec<&str> = self.rates().iter().map(|(n, _)| *n).collect();
                 return Err(format!(
@@ -178,6 +185,11 @@ pub struct SimOptions {
     /// How long a pressure wave takes to build up to its amplitude (zero, the default: it
     /// arrives at once). Real pressure builds up; predictive degradation can only see a ramp.
     pub wave_ramp: Duration,
+    /// How far ahead predictive degradation looks (its `lead_time`; default 60 s).
+    pub prediction_lead: Duration,
+    /// The manager's monitoring interval: how often resources are sampled and the level
+    /// stepped (default 30 s, the spec's).
+    pub monitoring_interval: Duration,
     /// A circuit breaker per agent (the default `BreakerConfig`, seeded).
     pub breakers: bool,
     /// A recovery workflow for coordination timeouts (alert, retry, verify the swarm's audit),
@@ -200,6 +212,8 @@ impl Default for SimOptions {
             predictive: false,
             learned_order: false,
             wave_ramp: Duration::ZERO,
+            prediction_lead: Duration::from_secs(60),
+            monitoring_interval: Duration::from_secs(30),
             breakers: false,
             workflows: false,
         }
@@ -255,6 +269,24 @@ impl SimOptions {
             return Err(format!(
                 "--utilisation is {}; it must be within (0, 1]",
                 self.utilisation
+            ));
+        }
+        for (flag, d, max) in [
+            ("--wave-ramp", self.wave_ramp, 3600),
+            ("--prediction-lead", self.prediction_lead, 3600),
+            ("--monitoring-interval", self.monitoring_interval, 3600),
+        ] {
+            if d > Duration::from_secs(max) {
+                return Err(format!("{flag} is {d:?}; it may be at most 1h"));
+            }
+        }
+        if self.prediction_lead.is_zero() {
+            return Err("--prediction-lead must be longer than zero".to_owned());
+        }
+        if self.monitoring_interval < Duration::from_millis(100) {
+            return Err(format!(
+                "--monitoring-interval is {:?}; it must be at least 100ms",
+                self.monitoring_interval
             ));
         }
         if self.median_task.is_zero() || self.median_task > Duration::from_secs(3600) {

@@ -157,6 +157,9 @@ pub struct SimReport {
     /// outcomes it saw.
     #[serde(default)]
     pub learned_order: Vec<recovery_manager::LearnedEstimate>,
+    /// The agents' circuit breakers, over every coordinator of the run (with `breakers` on).
+    #[serde(default)]
+    pub breakers: Option<recovery_breaker::BreakerStats>,
     /// Checkpoints written.
     pub checkpoints_written: u64,
     /// Invariant checks made (after every coordinator transition and every event).
@@ -279,6 +282,7 @@ impl SimReport {
                 .last()
                 .map(|s| s.learned_order.clone())
                 .unwrap_or_default(),
+            breakers: None,
             checkpoints_written,
             invariant_checks,
             events: world.trace.events(),
@@ -408,6 +412,18 @@ impl SimReport {
                 "  {kind:<24}{:>9}{:>10}{:>9.3}  {first}",
                 line.recoveries, line.recovered, line.mean_time_to_recovery_s
             );
+        }
+        if let Some(b) = &self.breakers {
+            let _ = writeln!(out, "\ncircuit breakers (every coordinator of the run)");
+            for (k, v) in [
+                ("opened", b.opened),
+                ("probes that closed them", b.closed),
+                ("probes that opened them again", b.reopened),
+                ("opens held back by the cap", b.cap_reached),
+                ("runs refused", b.rejected),
+            ] {
+                let _ = writeln!(out, "  {k:<34}{v:>10}");
+            }
         }
         if !self.learned_order.is_empty() {
             let _ = writeln!(

@@ -22,8 +22,10 @@ pub(crate) enum RunFault {
     Communication,
     Hang,
     Corruption,
-    /// The task's scheduling entry wedges until a component restart.
+    /// The task's scheduling entry wedges until it is rebuilt.
     Wedge,
+    /// The agent runs a bad deploy.
+    Broken,
 }
 
 impl RunFault {
@@ -33,6 +35,7 @@ impl RunFault {
             Self::Hang => "hang",
             Self::Corruption => "corruption",
             Self::Wedge => "wedged",
+            Self::Broken => "bad_agent",
         }
     }
 }
@@ -48,6 +51,9 @@ pub(crate) struct SimAgent {
     pub(crate) down_until: Option<Instant>,
     /// Sends no heartbeats until this time (it still works and answers probes).
     pub(crate) silent_until: Option<Instant>,
+    /// A bad deploy: until this time every run on it fails, though it answers probes and
+    /// heartbeats (what a circuit breaker is for).
+    pub(crate) broken_until: Option<Instant>,
     /// Still part of the swarm (churn takes agents away).
     pub(crate) present: bool,
     /// Wakes its running task when it crashes.
@@ -57,6 +63,10 @@ pub(crate) struct SimAgent {
 impl SimAgent {
     pub(crate) fn is_down(&self, now: Instant) -> bool {
         self.down_until.is_some_and(|t| now < t)
+    }
+
+    pub(crate) fn is_broken(&self, now: Instant) -> bool {
+        self.broken_until.is_some_and(|t| now < t)
     }
 
     pub(crate) fn is_silent(&self, now: Instant) -> bool {
@@ -196,7 +206,9 @@ impl AgentExecutor for SimExecutor {
                 )));
             }
             let crashed = Arc::clone(&a.crashed);
-            let fault = if w.wedged.contains(&task.id) {
+            let fault = if a.is_broken(now) {
+                Some(RunFault::Broken)
+            } else if w.wedged.contains(&task.id) {
                 Some(RunFault::Wedge)
             } else {
                 let fault = w.armed.pop_front();
@@ -212,7 +224,9 @@ impl AgentExecutor for SimExecutor {
             (fault, crashed)
         };
         let length = match fault {
-            Some(RunFault::Communication | RunFault::Wedge) => length_of(task) / 4,
+            Some(RunFault::Communication | RunFault::Wedge | RunFault::Broken) => {
+                length_of(task) / 4
+            }
             Some(RunFault::Hang) => self.hang,
             Some(RunFault::Corruption) => Duration::ZERO,
             None => length_of(task),
@@ -233,6 +247,10 @@ impl AgentExecutor for SimExecutor {
         match fault {
             Some(RunFault::Communication) => Err(SwarmError::CommunicationError(format!(
                 "connection to agent {} reset",
+                agent.name
+            ))),
+            Some(RunFault::Broken) => Err(SwarmError::CommunicationError(format!(
+                "agent {} answered with garbage: its runtime is broken",
                 agent.name
             ))),
             Some(RunFault::Wedge) => Err(SwarmError::TransactionFailed(format!(

@@ -123,6 +123,7 @@ impl Sim {
         }
         self.statistics
             .push(self.coordinator.recovery_manager().statistics().await);
+        self.count_breakers();
         self.invariant_checks += self.coordinator.invariant_checks();
         self.coordinator.recovery_manager().stop_monitoring();
         let now = Instant::now();
@@ -143,6 +144,7 @@ impl Sim {
             w.trace.stopped.clone().or(stop),
         );
         report.failed_by_reason = self.failed_by.clone();
+        report.breakers = self.options.breakers.then_some(self.breakers);
         drop(w);
         self.sample();
         report.timeline = std::mem::take(&mut self.timeline);

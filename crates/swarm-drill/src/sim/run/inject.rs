@@ -13,6 +13,14 @@ impl Sim {
             Fault::Hang => self.world.lock().armed.push_back(RunFault::Hang),
             Fault::Corruption => self.world.lock().armed.push_back(RunFault::Corruption),
             Fault::Wedged => self.world.lock().armed.push_back(RunFault::Wedge),
+            Fault::BadAgent => {
+                let length = Duration::from_secs(self.fault_rng.random_range(300..1200));
+                if let Some(i) = self.pick_agent(|a| !a.is_down(now) && !a.is_broken(now)) {
+                    let mut w = self.world.lock();
+                    w.agents[i].broken_until = Some(now + length);
+                    w.injected("bad_agent");
+                }
+            }
             Fault::Crash => {
                 let downtime = Duration::from_secs(self.fault_rng.random_range(60..300));
                 if let Some(i) = self.pick_agent(|a| !a.is_down(now)) {
@@ -161,6 +169,7 @@ impl Sim {
                         gpu,
                         down_until: None,
                         silent_until: None,
+                        broken_until: None,
                         present: true,
                         crashed: Arc::new(tokio::sync::Notify::new()),
                     });

@@ -66,6 +66,8 @@ pub(crate) struct Sim {
     faults: FaultClock,
     levels: Levels,
     statistics: Vec<RecoveryStatistics>,
+    /// The breakers' counts of the coordinators before the current one.
+    breakers: recovery_breaker::BreakerStats,
     invariant_checks: u64,
     counts: BTreeMap<&'static str, u64>,
     outage_gpu: Option<Instant>,
@@ -96,6 +98,7 @@ fn manager(
     let manager = RecoveryManager::builder()
         .config(RecoveryConfig {
             history_retention: 10_000,
+            monitoring_interval: options.monitoring_interval,
             ..RecoveryConfig::default()
         })
         .backoff(
@@ -116,8 +119,11 @@ fn manager(
             )
             .expect("the default degradation config is valid");
             if options.predictive {
-                s.with_prediction(recovery_degradation::predict::TrendConfig::default())
-                    .expect("the default trend config is valid")
+                s.with_prediction(recovery_degradation::predict::TrendConfig {
+                    lead_time: options.prediction_lead,
+                    ..recovery_degradation::predict::TrendConfig::default()
+                })
+                .expect("the options were checked")
             } else {
                 s
             }
@@ -212,6 +218,7 @@ impl Sim {
                 gpu,
                 down_until: None,
                 silent_until: None,
+                broken_until: None,
                 present: true,
                 crashed: Arc::new(tokio::sync::Notify::new()),
             });
@@ -240,6 +247,7 @@ impl Sim {
             rx,
             faults,
             statistics: Vec::new(),
+            breakers: recovery_breaker::BreakerStats::default(),
             invariant_checks: 0,
             counts: BTreeMap::new(),
             outage_gpu: None,
@@ -366,5 +374,19 @@ impl Sim {
             .median_task
             .mul_f64(libm::exp(self.options.task_sigma * z))
             .max(Duration::from_millis(1))
+    }
+}
+
+impl Sim {
+    /// Add the current coordinator's breaker counts to those of the coordinators before it.
+    pub(super) fn count_breakers(&mut self) {
+        if let Some(b) = self.coordinator.breaker_stats() {
+            let t = &mut self.breakers;
+            t.opened += b.opened;
+            t.reopened += b.reopened;
+            t.closed += b.closed;
+            t.cap_reached += b.cap_reached;
+            t.rejected += b.rejected;
+        }
     }
 }

@@ -18,6 +18,7 @@ impl Sim {
         self.clients.retain(|_, c| c.done.is_none());
         self.statistics
             .push(self.coordinator.recovery_manager().statistics().await);
+        self.count_breakers();
         self.invariant_checks += self.coordinator.invariant_checks();
         self.generation += 1;
         self.work.restart();
