@@ -70,6 +70,21 @@ fn manager(slots: usize) -> Arc<RecoveryManager<()>> {
     Arc::new(manager)
 }
 
+/// The same manager with the learned order on: a Thompson draw to rank the candidates and a
+/// posterior update per attempt, under one lock.
+fn learned_manager(slots: usize) -> Arc<RecoveryManager<()>> {
+    let manager = RecoveryManager::builder()
+        .config(RecoveryConfig {
+            max_concurrent_recoveries: slots,
+            ..RecoveryConfig::default()
+        })
+        .strategy(Arc::new(Instant_))
+        .learned_order(recovery_manager::LearningConfig::default())
+        .build()
+        .expect("a valid config");
+    Arc::new(manager)
+}
+
 /// `callers` tasks share `iters` calls on `rt`; returns the time for all of them. `caller(n)`
 /// is one caller: a task that makes `n` calls with its own handles (cloned once per caller, as a
 /// coordinator's task holds its own, so the harness adds no shared reference count per call).
@@ -105,6 +120,7 @@ fn main() {
         .build()
         .expect("a runtime");
     let m = manager(3);
+    let learned = learned_manager(3);
     let target = Arc::new(());
     let strategy = Arc::new(Instant_);
     for callers in [1u64, 64] {
@@ -118,6 +134,20 @@ fn main() {
                         for n in 0..calls {
                             // The target is one system shared by all callers: `recover` takes
                             // its own `Arc` of it, as in a coordinator.
+                            let r = m.recover(Arc::clone(&target), error(), task(n), None).await;
+                            black_box(r.map(|r| r.success).unwrap_or(false));
+                        }
+                    }
+                })
+            })
+        });
+        // The same with the learned order.
+        g.bench_function(BenchmarkId::new("learned", callers), |b| {
+            b.iter_custom(|iters| {
+                concurrent(&rt, callers, iters, |calls| {
+                    let (m, target) = (Arc::clone(&learned), Arc::clone(&target));
+                    async move {
+                        for n in 0..calls {
                             let r = m.recover(Arc::clone(&target), error(), task(n), None).await;
                             black_box(r.map(|r| r.success).unwrap_or(false));
                         }

@@ -18,6 +18,7 @@ use rand_distr::{Beta, Distribution};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use recovery_core::ErrorKind;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// The `[learning]` section: how the learned order weighs its evidence.
 ///
@@ -143,6 +144,9 @@ pub(crate) struct LearnedOrder {
     state: Mutex<State>,
 }
 
+/// The indices of the candidates, in the order to try them.
+pub(crate) type Order = SmallVec<[usize; 4]>;
+
 /// A candidate to order: its id and its cost estimate.
 pub(crate) struct Candidate<'a> {
     pub(crate) id: &'a Arc<str>,
@@ -169,11 +173,16 @@ impl LearnedOrder {
     /// error of `kind`: their indices, by ascending `cost / p`, `p` drawn from each
     /// strategy's posterior (ties keep the given order). A permutation of the indices: it
     /// never adds a candidate.
-    pub(crate) fn rank(&self, kind: ErrorKind, candidates: &[Candidate<'_>]) -> Vec<usize> {
+    pub(crate) fn rank(&self, kind: ErrorKind, candidates: &[Candidate<'_>]) -> Order {
         let mut state = self.lock();
         let State { rng, posteriors } = &mut *state;
         let of_kind = posteriors.entry(kind).or_default();
-        let mut keyed: Vec<(f64, usize)> = candidates
+        if let [only] = candidates {
+            // Nothing to order: no draw.
+            of_kind.entry(Arc::clone(only.id)).or_default().ranked_first += 1;
+            return Order::from_slice(&[0]);
+        }
+        let mut keyed: SmallVec<[(f64, usize); 4]> = candidates
             .iter()
             .enumerate()
             .map(|(i, c)| {
