@@ -131,6 +131,7 @@ pub(crate) fn run() -> cmd::Result {
         "sysinfo",
         "coordinator",
         "testkit",
+        "workflow",
     ] {
         t.step(
             &format!("swarm-recovery builds with [{feature}]"),

@@ -42,14 +42,16 @@
 //!
 //! The same as recovery-manager's, all on by default: `backoff`, `checkpoint`, `degradation`,
 //! `healing` (each strategy crate, and the manager's feature of the same name), `sysinfo` (the
-//! host sampler), and `coordinator` (`SwarmCoordinator`, which uses all four). `testkit` adds the
+//! host sampler), `coordinator` (`SwarmCoordinator`, which uses all four), and `workflow`
+//! (recovery workflows and the manager's workflow steps). `testkit` adds the
 //! fakes of recovery-testkit. A program that wants one strategy can also depend on that
 //! strategy's crate alone (`recovery-backoff` for the standalone `retry`).
 //!
 //! # Where each part lives
 //!
 //! Every crate of the workspace is re-exported as a module: [`core`], [`manager`],
-//! [`backoff`], [`checkpoint`], [`degradation`], [`healing`], [`coordinator`], [`testkit`].
+//! [`backoff`], [`checkpoint`], [`degradation`], [`healing`], [`coordinator`], [`workflow`],
+//! [`testkit`].
 //! The [`prelude`] gathers what a program that recovers a swarm names most.
 
 pub use recovery_core as core;
@@ -65,6 +67,8 @@ pub use recovery_degradation as degradation;
 pub use recovery_healing as healing;
 #[cfg(feature = "testkit")]
 pub use recovery_testkit as testkit;
+#[cfg(feature = "workflow")]
+pub use recovery_workflow as workflow;
 #[cfg(feature = "coordinator")]
 pub use swarm_integration as coordinator;
 
