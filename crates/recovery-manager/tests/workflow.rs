@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use recovery_core::{RecoveryAction, StepStatus, SwarmError};
 use recovery_healing::ConfigValue;
-use recovery_manager::{RecoverySettings, SettingsError};
+use recovery_manager::{RecoveryManager, RecoverySettings, SettingsError};
 use recovery_testkit::FakeTarget;
 
 const WORKFLOW: &str = r#"
@@ -53,7 +53,23 @@ fn timeout(target: &FakeTarget) -> Option<ConfigValue> {
     target.healing.config().get("task_timeout_secs")
 }
 
-async fn manager(text: &str) -> recovery_manager::RecoveryManager<FakeTarget> {
+/// Recover `target` from a connection reset.
+async fn reset(
+    manager: &RecoveryManager<FakeTarget>,
+    target: &Arc<FakeTarget>,
+) -> recovery_core::RecoveryResult {
+    manager
+        .recover(
+            Arc::clone(target),
+            SwarmError::CommunicationError("reset".into()),
+            None,
+            None,
+        )
+        .await
+        .unwrap()
+}
+
+async fn manager(text: &str) -> RecoveryManager<FakeTarget> {
     let settings = RecoverySettings::from_toml_str(text).unwrap();
     settings
         .builder::<FakeTarget>()
@@ -67,15 +83,7 @@ async fn manager(text: &str) -> recovery_manager::RecoveryManager<FakeTarget> {
 async fn a_workflow_from_toml_runs_every_step_and_the_history_keeps_them() {
     let manager = manager(WORKFLOW).await;
     let target = Arc::new(FakeTarget::new());
-    let result = manager
-        .recover(
-            Arc::clone(&target),
-            SwarmError::CommunicationError("reset".into()),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+    let result = reset(&manager, &target).await;
     assert!(result.success, "{}", result.action_taken);
     // The workflow (cost 0.05) ran before the backoff strategy (0.1), and was enough.
     assert!(!result.metadata.contains_key("strategies_tried"));
@@ -100,15 +108,7 @@ async fn a_failing_restart_compensates_by_setting_the_config_back_and_restoring_
     let target = Arc::new(FakeTarget::new());
     target.state.set(7);
     target.healing.fail_restarts(true);
-    let result = manager
-        .recover(
-            Arc::clone(&target),
-            SwarmError::CommunicationError("reset".into()),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+    let result = reset(&manager, &target).await;
     let history = manager.get_recovery_history().await;
     let workflow = history
         .iter()
@@ -149,15 +149,7 @@ async fn a_compensation_that_fails_stops_the_recovery_for_a_person() {
     let manager = manager(&text).await;
     let target = Arc::new(FakeTarget::new());
     target.healing.fail_restarts(true);
-    let result = manager
-        .recover(
-            Arc::clone(&target),
-            SwarmError::CommunicationError("reset".into()),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+    let result = reset(&manager, &target).await;
     assert!(!result.success);
     assert!(!result.continue_recovery, "a person must look");
     assert!(
@@ -240,15 +232,7 @@ async fn a_bad_step_is_an_error_naming_the_workflow_and_the_step() {
 async fn the_learning_section_turns_the_learned_order_on() {
     let manager = manager("[learning]\nseed = 4\n").await;
     let target = Arc::new(FakeTarget::new());
-    manager
-        .recover(
-            target,
-            SwarmError::CommunicationError("reset".into()),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+    reset(&manager, &target).await;
     let stats = manager.statistics().await;
     assert!(!stats.learned_order.is_empty());
     let e = RecoverySettings::from_toml_str("[learning]\ndecay = 2.0\n").unwrap_err();
@@ -256,4 +240,69 @@ async fn the_learning_section_turns_the_learned_order_on() {
         e.to_string().contains("[learning]") && e.to_string().contains("decay"),
         "{e}"
     );
+}
+
+/// Sixteen recoveries of one workflow at once on a multi-thread runtime, each of whose restarts
+/// fails: every one undoes its own steps (its own checkpoint restored, the config set back), and
+/// none sees another's.
+#[test]
+fn concurrent_workflows_each_compensate_their_own_steps() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let text = format!(
+            "[recovery]\nmax_concurrent_recoveries = 16\nhistory_retention = 1000\n[checkpoint]\nmax_checkpoints = 64\n{WORKFLOW}"
+        );
+        let manager = Arc::new(manager(&text).await);
+        let target = Arc::new(FakeTarget::new());
+        target.healing.fail_restarts(true);
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (manager, target) = (Arc::clone(&manager), Arc::clone(&target));
+            callers.spawn(async move { reset(&manager, &target).await });
+        }
+        while let Some(result) = callers.join_next().await {
+            // The backoff, after the workflow, recovered each.
+            assert!(result.unwrap().success);
+        }
+        let history = manager.get_recovery_history().await;
+        let workflows: Vec<_> = history
+            .iter()
+            .filter(|a| a.strategy_id == "rebuild_protocol")
+            .collect();
+        assert_eq!(workflows.len(), 16);
+        let mut restored = std::collections::BTreeSet::new();
+        for a in workflows {
+            let RecoveryAction::Workflow { steps, .. } = &a.result.action else {
+                panic!("{:?}", a.result.action)
+            };
+            let statuses: Vec<StepStatus> = steps.iter().map(|s| s.status).collect();
+            assert_eq!(
+                statuses,
+                [
+                    StepStatus::Compensated,
+                    StepStatus::Compensated,
+                    StepStatus::Failed,
+                    StepStatus::NotRun
+                ],
+                "{steps:?}"
+            );
+            // Each undid the checkpoint it took itself, and no two took the same.
+            let detail = &steps[0].detail;
+            let id = |after: &str| {
+                let at = detail.find(after).unwrap_or_else(|| panic!("{detail}")) + after.len();
+                detail[at..at + 36].to_owned()
+            };
+            let taken = id("checkpoint ");
+            assert_eq!(id("restored checkpoint "), taken, "{detail}");
+            assert!(restored.insert(taken), "two recoveries took one checkpoint");
+        }
+        // One snapshot per checkpoint taken, one per restore checked.
+        assert_eq!(target.state.snapshots(), 32);
+        assert_eq!(target.state.restores(), 16);
+        assert_eq!(timeout(&target), Some(ConfigValue::Integer(300)));
+    });
 }
