@@ -61,6 +61,8 @@ impl<T: Checkpointable + ?Sized> Checkpointer<T> for CheckpointRecoveryStrategy 
 #[async_trait]
 pub(crate) trait Stepper<T: ?Sized + Send + Sync>: Send + Sync {
     async fn step(&self, target: &T) -> Result<Option<LevelChange>, recovery_core::SwarmError>;
+    /// The strategy's id, under which an early step is recorded.
+    fn id(&self) -> &str;
 }
 
 #[cfg(feature = "degradation")]
@@ -68,6 +70,10 @@ pub(crate) trait Stepper<T: ?Sized + Send + Sync>: Send + Sync {
 impl<T: Degradable + ?Sized> Stepper<T> for GracefulDegradationStrategy {
     async fn step(&self, target: &T) -> Result<Option<LevelChange>, recovery_core::SwarmError> {
         GracefulDegradationStrategy::step(self, target).await
+    }
+
+    fn id(&self) -> &str {
+        recovery_core::StrategyInfo::strategy_id(self)
     }
 }
 
@@ -183,7 +189,7 @@ impl<T: ?Sized + Send + Sync> JobParts<T> {
                             "pressure forecast to reach the thresholds: level stepped early, checkpoint taken"
                         );
                         let checkpoint = self.checkpoint(target).await;
-                        record_early_step(history, &change, in_secs, checkpoint);
+                        record_early_step(history, stepper.id(), &change, in_secs, checkpoint);
                     }
                 }
                 Ok(None) => {}
@@ -233,6 +239,7 @@ impl<T: ?Sized + Send + Sync> JobParts<T> {
 #[cfg(feature = "degradation")]
 fn record_early_step(
     history: &crate::history::History,
+    strategy_id: &str,
     change: &LevelChange,
     in_secs: f64,
     checkpoint: Result<String, String>,
@@ -259,7 +266,7 @@ fn record_early_step(
         id: uuid::Uuid::new_v4(),
         recovery_id: uuid::Uuid::new_v4(),
         timestamp: std::time::SystemTime::now(),
-        strategy_id: Arc::from("graceful_degradation"),
+        strategy_id: Arc::from(strategy_id),
         error: SwarmError::Overloaded {
             reason: format!("forecast: {reason}"),
             retry_after: std::time::Duration::ZERO,
