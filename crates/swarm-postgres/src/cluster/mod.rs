@@ -288,14 +288,13 @@ impl Cluster {
         self.pool.get().await.map_err(PgError::pool)
     }
 
-    /// Record writes the fence refused.
+    /// Record writes the fence refused: traced, logged in `swarm.fence_rejections`, then
+    /// counted, so a count a caller reads is already in the log (unless writing it failed,
+    /// which is traced).
     async fn rejected(&self, what: &str, tasks: &[(TaskId, i64)]) {
         if tasks.is_empty() {
             return;
         }
-        self.counters
-            .fence_rejections
-            .fetch_add(tasks.len() as u64, Ordering::Relaxed);
         for (task, epoch) in tasks {
             tracing::warn!(
                 target: "swarm_postgres",
@@ -305,14 +304,26 @@ impl Cluster {
         }
         let ids: Vec<Uuid> = tasks.iter().map(|(t, _)| t.as_uuid()).collect();
         let epochs: Vec<i64> = tasks.iter().map(|(_, e)| *e).collect();
-        if let Ok(client) = self.client().await {
-            let _ = client
+        let logged = match self.client().await {
+            Ok(client) => client
                 .execute(
                     sql::REJECTED,
                     &[&self.config.swarm, &self.id, &ids, &epochs, &what],
                 )
-                .await;
+                .await
+                .map(drop)
+                .map_err(|e| PgError::db(Step::Write, e)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = logged {
+            tracing::warn!(
+                target: "swarm_postgres", error = %e, write = what, refused = tasks.len(),
+                "could not log refused writes in swarm.fence_rejections"
+            );
         }
+        self.counters
+            .fence_rejections
+            .fetch_add(tasks.len() as u64, Ordering::Relaxed);
     }
 }
 
