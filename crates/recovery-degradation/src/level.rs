@@ -332,6 +332,19 @@ impl Pressure {
     /// A threshold of 0 (which [`DegradationConfig::validate`] rejects) is read as the smallest
     /// positive value, so the result stays finite.
     pub fn of(usage: &ResourceUsage, config: &DegradationConfig) -> Self {
+        let each = Self::each(usage, config);
+        let mut best = each[0];
+        for p in &each[1..] {
+            if p.value > best.value {
+                best = *p;
+            }
+        }
+        best
+    }
+
+    /// Each resource's own usage/threshold ratio, in the order CPU, memory, connections,
+    /// tasks (what [`Pressure::of`] takes the largest of).
+    pub fn each(usage: &ResourceUsage, config: &DegradationConfig) -> [Self; 4] {
         let ratio = |used: f64, threshold: f64| -> f64 {
             let threshold = if threshold.is_nan() || threshold <= 0.0 {
                 f64::MIN_POSITIVE
@@ -341,43 +354,31 @@ impl Pressure {
             let r = used / threshold;
             if r.is_finite() { r } else { f64::MAX }
         };
-        let candidates = [
-            (
+        let p = |resource, value| Pressure { value, resource };
+        [
+            p(
                 Resource::Cpu,
                 ratio(sanitize_fraction(usage.cpu_percent), config.cpu_threshold),
             ),
-            (
+            p(
                 Resource::Memory,
                 ratio(
                     sanitize_fraction(usage.memory_percent),
                     config.memory_threshold,
                 ),
             ),
-            (
+            p(
                 Resource::Connections,
                 ratio(
                     usage.active_connections as f64,
                     config.connection_threshold as f64,
                 ),
             ),
-            (
+            p(
                 Resource::Tasks,
                 ratio(usage.active_tasks as f64, config.task_threshold as f64),
             ),
-        ];
-        let mut best = Pressure {
-            value: candidates[0].1,
-            resource: candidates[0].0,
-        };
-        for (resource, value) in &candidates[1..] {
-            if *value > best.value {
-                best = Pressure {
-                    value: *value,
-                    resource: *resource,
-                };
-            }
-        }
-        best
+        ]
     }
 }
 

@@ -82,6 +82,7 @@ mod cgroup;
 mod config;
 mod controller;
 mod degradable;
+mod early;
 mod error;
 mod level;
 mod monitor;

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::config::{DegradationConfig, LevelPolicy};
 use crate::controller::LevelController;
 use crate::degradable::Degradable;
+use crate::early::EarlyDecision;
 use crate::error::InvalidDegradationConfig;
 use crate::level::{DegradationLevel, Pressure};
 use crate::monitor::{ResourceMonitor, ResourceUsage};
@@ -111,7 +112,7 @@ pub struct GracefulDegradationStrategy {
 
 #[derive(Debug)]
 struct Prediction {
-    trend: crate::predict::Trend,
+    early: crate::early::Early,
     started: tokio::time::Instant,
 }
 
@@ -148,11 +149,14 @@ impl GracefulDegradationStrategy {
     }
 
     /// The same strategy stepping the level early (predictive recovery, off by default): each
-    /// monitoring [`step`](Self::step) feeds the pressure (the largest usage over its threshold,
-    /// 1.0 at the thresholds) to a [`Trend`](crate::predict::Trend); when it is forecast to
-    /// reach 1.0 within `config.lead_time` while the level is Normal, the step applies Reduced
-    /// at once, and its [`LevelChange`] carries the forecast. Noise does not trigger it (see
-    /// [`crate::predict`]).
+    /// monitoring [`step`](Self::step) feeds each resource's usage over its threshold to its
+    /// own [`Trend`](crate::predict::Trend). When one is forecast to reach the next level's
+    /// entry point within `config.lead_time`, the step applies the level the pressure is
+    /// forecast to reach a lead time ahead (at least the next one, at most Minimal: Critical
+    /// is entered only on measured pressure), holds it until a lead time after the forecast
+    /// crossing, and its [`LevelChange`] carries the forecast. Noise does not trigger it (see
+    /// [`crate::predict`]; for a monitoring interval of 10 s or more see
+    /// [`TrendConfig::responsive`](crate::predict::TrendConfig::responsive)).
     ///
     /// # Errors
     ///
@@ -164,7 +168,10 @@ impl GracefulDegradationStrategy {
         config.validate()?;
         Ok(Self {
             prediction: Some(std::sync::Mutex::new(Prediction {
-                trend: crate::predict::Trend::new(config),
+                early: crate::early::Early::new(
+                    &crate::predict::Trend::new(config.clone()),
+                    config.lead_time.as_secs_f64(),
+                ),
                 started: tokio::time::Instant::now(),
             })),
             ..self
@@ -223,20 +230,23 @@ impl GracefulDegradationStrategy {
         if let Some(p) = &self.prediction {
             let mut p = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let t = p.started.elapsed().as_secs_f64();
-            let forecast = p.trend.observe(t, pressure.value, 1.0);
-            if let crate::predict::Forecast::Crossing { in_secs, .. } = forecast {
-                // While the forecast holds, the level stays at least Reduced.
-                if to < DegradationLevel::Reduced && from >= DegradationLevel::Reduced {
-                    to = from;
-                }
-                if to == from && from == DegradationLevel::Normal {
-                    to = DegradationLevel::Reduced;
+            match p.early.decide(
+                t,
+                &Pressure::each(&usage, &self.config),
+                from,
+                to,
+                &self.policy,
+            ) {
+                EarlyDecision::Plain => {}
+                EarlyDecision::Early { level, in_secs } => {
+                    to = level;
                     forecast_secs = Some(in_secs);
                     tracing::info!(
-                        in_secs, pressure = pressure.value, resource = %pressure.resource,
-                        "pressure forecast to reach the thresholds: stepping the level early"
+                        in_secs, pressure = pressure.value, resource = %pressure.resource, to = %level,
+                        "pressure forecast to reach the next threshold: stepping the level early"
                     );
                 }
+                EarlyDecision::Held { level } => to = level,
             }
         }
         if to == from {

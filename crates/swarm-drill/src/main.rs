@@ -110,6 +110,11 @@ struct Cli {
     /// How far ahead `--predictive` looks (simulation mode).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "simulate")]
     prediction_lead: Duration,
+    /// `--predictive` with the detector made for sparse samples (`TrendConfig::responsive`:
+    /// faster smoothing, 2 slope deviations, 2 samples to confirm) instead of the default one,
+    /// which sees no ramp at a 30 s interval (simulation mode; implies `--predictive`).
+    #[arg(long, requires = "simulate")]
+    responsive_prediction: bool,
     /// How often the manager samples resources and steps the level (simulation mode).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, requires = "simulate")]
     monitoring_interval: Duration,
@@ -121,6 +126,11 @@ struct Cli {
     /// (simulation mode; elsewhere use the config file's `[[workflows]]`).
     #[arg(long, requires = "simulate")]
     workflows: bool,
+    /// The coordinator's run limit, which each degradation level scales by 1, 0.75, 0.5 and
+    /// 0.25 (simulation mode; default twice the agents, so that only Critical's quarter binds;
+    /// as many as the agents makes every level shed load).
+    #[arg(long, value_name = "N", requires = "simulate")]
+    max_parallel: Option<usize>,
     /// The four enhancements at once: `--learned-order --predictive --breakers --workflows`
     /// (simulation mode).
     #[arg(long, requires = "simulate")]
@@ -233,13 +243,15 @@ fn simulate(cli: &Cli) -> Result<bool, DrillError> {
         utilisation: cli.utilisation,
         median_task: cli.median_task,
         until_event: cli.until,
-        predictive: cli.predictive || cli.enhancements,
+        predictive: cli.predictive || cli.enhancements || cli.responsive_prediction,
+        responsive_prediction: cli.responsive_prediction,
         learned_order: cli.learned_order || cli.enhancements,
         breakers: cli.breakers || cli.enhancements,
         wave_ramp: cli.wave_ramp,
         prediction_lead: cli.prediction_lead,
         monitoring_interval: cli.monitoring_interval,
         workflows: cli.workflows || cli.enhancements,
+        max_parallel_tasks: cli.max_parallel,
         ..swarm_drill::sim::SimOptions::default()
     };
     let mut options = options;

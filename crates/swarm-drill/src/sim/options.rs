@@ -187,6 +187,11 @@ pub struct SimOptions {
     pub wave_ramp: Duration,
     /// How far ahead predictive degradation looks (its `lead_time`; default 60 s).
     pub prediction_lead: Duration,
+    /// Predictive degradation with [`TrendConfig::responsive`], made for the sparse samples
+    /// of a 30 s monitoring interval, instead of the default detector.
+    ///
+    /// [`TrendConfig::responsive`]: recovery_degradation::predict::TrendConfig::responsive
+    pub responsive_prediction: bool,
     /// The manager's monitoring interval: how often resources are sampled and the level
     /// stepped (default 30 s, the spec's).
     pub monitoring_interval: Duration,
@@ -195,6 +200,9 @@ pub struct SimOptions {
     /// A recovery workflow for coordination timeouts (alert, retry, verify the swarm's audit),
     /// cheaper than the backoff strategy so that it runs first.
     pub workflows: bool,
+    /// The coordinator's run limit, which each degradation level scales (1, 0.75, 0.5, 0.25);
+    /// `None`, the default, is twice the agents, so that only Critical's quarter binds.
+    pub max_parallel_tasks: Option<usize>,
 }
 
 impl Default for SimOptions {
@@ -213,9 +221,11 @@ impl Default for SimOptions {
             learned_order: false,
             wave_ramp: Duration::ZERO,
             prediction_lead: Duration::from_secs(60),
+            responsive_prediction: false,
             monitoring_interval: Duration::from_secs(30),
             breakers: false,
             workflows: false,
+            max_parallel_tasks: None,
         }
     }
 }
@@ -234,6 +244,13 @@ impl SimOptions {
     /// The simulated time the workload runs.
     pub fn duration(&self) -> Duration {
         Duration::from_secs_f64(self.days * 86_400.0)
+    }
+
+    /// The coordinator's run limit: [`SimOptions::max_parallel_tasks`], else twice the agents.
+    pub fn run_limit(&self) -> usize {
+        self.max_parallel_tasks
+            .unwrap_or(self.agents * 2)
+            .clamp(1, 4096)
     }
 
     /// The mean task length: `median × e^(σ²/2)`.
@@ -264,6 +281,11 @@ impl SimOptions {
                 "--agents is {}; it must be within 1..=4096",
                 self.agents
             ));
+        }
+        if let Some(n) = self.max_parallel_tasks
+            && !(1..=4096).contains(&n)
+        {
+            return Err(format!("--max-parallel is {n}; it must be within 1..=4096"));
         }
         if !(self.utilisation > 0.0 && self.utilisation <= 1.0) {
             return Err(format!(

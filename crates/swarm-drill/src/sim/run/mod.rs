@@ -119,9 +119,14 @@ fn manager(
             )
             .expect("the default degradation config is valid");
             if options.predictive {
+                let base = if options.responsive_prediction {
+                    recovery_degradation::predict::TrendConfig::responsive()
+                } else {
+                    recovery_degradation::predict::TrendConfig::default()
+                };
                 s.with_prediction(recovery_degradation::predict::TrendConfig {
                     lead_time: options.prediction_lead,
-                    ..recovery_degradation::predict::TrendConfig::default()
+                    ..base
                 })
                 .expect("the options were checked")
             } else {
@@ -159,7 +164,7 @@ fn manager(
 fn config(options: &SimOptions) -> SwarmConfig {
     SwarmConfig {
         max_agents: 4096,
-        max_parallel_tasks: (options.agents * 2).clamp(1, 4096),
+        max_parallel_tasks: options.run_limit(),
         task_timeout_secs: 60,
         heartbeat_timeout_secs: 30,
         finished_retention: 64,
