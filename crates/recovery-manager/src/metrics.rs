@@ -38,13 +38,13 @@ pub(crate) fn checkpoint_created(ok: bool) {
     metrics::counter!(CHECKPOINTS_CREATED, "outcome" => outcome(ok)).increment(1);
 }
 
-/// Set the level gauge.
 /// Count a checkpoint restored outside a strategy's own result (a workflow's compensation).
 #[cfg(all(feature = "workflow", feature = "checkpoint"))]
 pub(crate) fn checkpoint_restored() {
     metrics::counter!(CHECKPOINTS_RESTORED).increment(1);
 }
 
+/// Set the level gauge.
 pub(crate) fn degradation_level(level: u8) {
     metrics::gauge!(DEGRADATION_LEVEL).set(f64::from(level));
 }

@@ -85,7 +85,9 @@ pub struct Report {
     pub recovery_successes: u64,
     /// Checkpoints written.
     pub checkpoints_written: u64,
-    /// Checkpoints restored.
+    /// Checkpoints the coordinator restored, counting a restore whose check then failed (a
+    /// run changed the state meanwhile); `swarm_recovery_checkpoints_restored_total` counts only
+    /// the restores that checked.
     pub checkpoints_restored: u64,
     /// Seconds spent at each degradation level.
     pub seconds_at_level: BTreeMap<String, f64>,
