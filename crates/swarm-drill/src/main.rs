@@ -154,6 +154,21 @@ struct Cli {
     cluster: cluster_cli::ClusterArgs,
 }
 
+/// A warning when the file's monitoring interval is too long for a drill of seconds: the level
+/// is lowered again only at a monitoring step, so a level raised by a pressure spike stays for
+/// most of the run and lower priorities are refused meanwhile.
+fn slow_monitoring(settings: &RecoverySettings) -> Option<String> {
+    let every = settings.recovery.monitoring_interval;
+    (every > Duration::from_secs(1)).then(|| {
+        format!(
+            "the config's monitoring_interval is {}: the degradation level is stepped down at most \
+             once per interval, so a level raised by a pressure spike stays for most of a drill of \
+             seconds and lower priorities are refused meanwhile (the drill's own settings use 100ms)",
+            humantime::format_duration(every)
+        )
+    })
+}
+
 fn fault_rate(s: &str) -> Result<(String, f64), String> {
     let (name, rate) = s
         .split_once('=')
@@ -429,7 +444,14 @@ fn drill(cli: Cli) -> Result<bool, DrillError> {
         return cluster_cli::run(&cli.cluster, url, &shared);
     }
     let settings = match &cli.config {
-        Some(path) => RecoverySettings::load(path).map_err(|e| DrillError::Usage(e.to_string()))?,
+        Some(path) => {
+            let settings =
+                RecoverySettings::load(path).map_err(|e| DrillError::Usage(e.to_string()))?;
+            if let Some(warning) = slow_monitoring(&settings) {
+                eprintln!("drill: {warning}");
+            }
+            settings
+        }
         None => drill_settings(),
     };
     let options = DrillOptions {

@@ -175,6 +175,12 @@ fn a_config_file_with_a_short_history_still_counts_every_recovery() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(report["recovery_attempts"].as_u64().unwrap() > 10);
+    // The file leaves the monitoring interval at the spec's 30 s: the drill says what that does.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("monitoring_interval is 30s") && stderr.contains("refused"),
+        "{stderr}"
+    );
 }
 
 #[test]
