@@ -73,6 +73,7 @@ pub struct RecoveryManagerBuilder<T: ?Sized + Send + Sync + 'static> {
     degradation: Option<Arc<dyn RecoveryStrategy<T>>>,
     custom: Vec<Arc<dyn RecoveryStrategy<T>>>,
     learning: Option<LearningConfig>,
+    evidence: Vec<crate::learned::LearnedEstimate>,
     pub(crate) parts: Parts<T>,
 }
 
@@ -92,6 +93,7 @@ impl<T: ?Sized + Send + Sync + 'static> std::fmt::Debug for RecoveryManagerBuild
             .field("sampler", &self.parts.sampler.is_some());
         d.field("custom", &self.custom.len())
             .field("learning", &self.learning)
+            .field("evidence", &self.evidence.len())
             .finish()
     }
 }
@@ -111,6 +113,7 @@ impl<T: ?Sized + Send + Sync + 'static> Default for RecoveryManagerBuilder<T> {
             degradation: None,
             custom: Vec::new(),
             learning: None,
+            evidence: Vec::new(),
             parts: Parts::default(),
         }
     }
@@ -173,6 +176,46 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManagerBuilder<T> {
     /// ```
     pub fn learned_order(mut self, config: LearningConfig) -> Self {
         self.learning = Some(config);
+        self
+    }
+
+    /// Start the learned order from what an earlier manager's knew, instead of from the prior
+    /// alone: its [`RecoveryStatistics::learned_order`](crate::RecoveryStatistics::learned_order),
+    /// kept across a restart (the estimates serialise; keep them wherever the service keeps
+    /// state). Evidence adds to evidence given before. Needs
+    /// [`learned_order`](Self::learned_order); [`build`](Self::build) refuses evidence without it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::sync::Arc;
+    /// use recovery_core::SwarmError;
+    /// use recovery_manager::{LearnedEstimate, LearningConfig, RecoveryManager};
+    /// use recovery_testkit::ScriptedStrategy;
+    ///
+    /// let build = |evidence: Vec<LearnedEstimate>| {
+    ///     RecoveryManager::<()>::builder()
+    ///         .strategy(Arc::new(ScriptedStrategy::failing("cheap").with_cost(0.1)))
+    ///         .strategy(Arc::new(ScriptedStrategy::succeeding("dear").with_cost(0.3)))
+    ///         .learned_order(LearningConfig { seed: 1, ..LearningConfig::default() })
+    ///         .learned_evidence(evidence)
+    ///         .build()
+    ///         .unwrap()
+    /// };
+    /// let before = build(Vec::new());
+    /// for _ in 0..50 {
+    ///     before.recover(Arc::new(()), SwarmError::Storage("disk".into()), None, None).await.unwrap();
+    /// }
+    /// // Kept across the restart, as JSON here.
+    /// let kept = serde_json::to_string(&before.statistics().await.learned_order).unwrap();
+    /// let after = build(serde_json::from_str(&kept).unwrap());
+    /// after.recover(Arc::new(()), SwarmError::Storage("disk".into()), None, None).await.unwrap();
+    /// // It does not learn again: the first recovery tries the strategy that works, alone.
+    /// let tried: Vec<_> = after.get_recovery_history().await.into_iter().map(|a| a.strategy_id).collect();
+    /// assert_eq!(tried, ["dear"]);
+    /// # }
+    /// ```
+    pub fn learned_evidence(mut self, evidence: Vec<crate::learned::LearnedEstimate>) -> Self {
+        self.evidence.extend(evidence);
         self
     }
 
@@ -303,17 +346,27 @@ impl<T: ?Sized + Send + Sync + 'static> RecoveryManagerBuilder<T> {
     /// learned order's, as `learning.<field>`).
     pub fn build(self) -> Result<RecoveryManager<T>, InvalidRecoveryConfig> {
         self.config.validate()?;
+        let invalid = |e: crate::learned::InvalidLearningConfig| InvalidRecoveryConfig {
+            field: match e.field {
+                "decay" => "learning.decay",
+                "prior_successes" => "learning.prior_successes",
+                "evidence" => "learning.evidence",
+                _ => "learning.prior_failures",
+            },
+            problem: e.problem,
+        };
         let learned = match self.learning {
             Some(config) => {
-                config.validate().map_err(|e| InvalidRecoveryConfig {
-                    field: match e.field {
-                        "decay" => "learning.decay",
-                        "prior_successes" => "learning.prior_successes",
-                        _ => "learning.prior_failures",
-                    },
-                    problem: e.problem,
-                })?;
-                Some(LearnedOrder::new(config))
+                config.validate().map_err(invalid)?;
+                Some(LearnedOrder::with_evidence(config, &self.evidence).map_err(invalid)?)
+            }
+            None if !self.evidence.is_empty() => {
+                return Err(InvalidRecoveryConfig {
+                    field: "learning.evidence",
+                    problem: "evidence was given but the order is fixed; call `learned_order` \
+                              (or add a `[learning]` section) to use it"
+                        .to_owned(),
+                });
             }
             None => None,
         };

@@ -165,6 +165,45 @@ impl LearnedOrder {
         }
     }
 
+    /// A learned order with `config` (already checked) that starts from `evidence`, what an
+    /// earlier manager's order knew ([`RecoveryStatistics::learned_order`]), instead of the
+    /// prior alone.
+    ///
+    /// [`RecoveryStatistics::learned_order`]: crate::RecoveryStatistics::learned_order
+    pub(crate) fn with_evidence(
+        config: LearningConfig,
+        evidence: &[LearnedEstimate],
+    ) -> Result<Self, InvalidLearningConfig> {
+        let order = Self::new(config);
+        {
+            let mut state = order.lock();
+            for e in evidence {
+                for (what, v) in [("successes", e.successes), ("failures", e.failures)] {
+                    if !(v.is_finite() && v >= 0.0) {
+                        return Err(InvalidLearningConfig {
+                            field: "evidence",
+                            problem: format!(
+                                "`{what}` of `{}` for {} is {v}; it must be a finite number of at least 0",
+                                e.strategy_id, e.error_kind
+                            ),
+                        });
+                    }
+                }
+                let p = state
+                    .posteriors
+                    .entry(e.error_kind)
+                    .or_default()
+                    .entry(Arc::from(e.strategy_id.as_str()))
+                    .or_default();
+                p.successes += e.successes;
+                p.failures += e.failures;
+                p.observations += e.observations;
+                p.ranked_first += e.ranked_first;
+            }
+        }
+        Ok(order)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

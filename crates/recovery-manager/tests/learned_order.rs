@@ -249,3 +249,93 @@ async fn learns_to_pass_over_a_strategy_that_never_works_for_one_kind() {
         }
     }
 }
+
+/// Evidence kept across restarts: a chain of managers, each built from what the one before
+/// knew, stops paying the warm-up; fresh managers pay it every time. Bad evidence, and
+/// evidence for a fixed order, are refused with the field named.
+#[tokio::test]
+async fn evidence_carried_across_restarts_skips_the_warm_up() {
+    let cheap = Arc::new(Kinds {
+        id: "retry".into(),
+        cost: 0.1,
+        handles: kinds(0b111),
+        works: [ErrorKind::CommunicationError].into(),
+        wrong_calls: AtomicU64::new(0),
+    });
+    let dear = Arc::new(Kinds {
+        id: "restart".into(),
+        cost: 0.3,
+        handles: kinds(0b111),
+        works: kinds(0b111),
+        wrong_calls: AtomicU64::new(0),
+    });
+    let build = |generation: u64, evidence: Vec<recovery_manager::LearnedEstimate>| {
+        RecoveryManager::<()>::builder()
+            .strategy(Arc::clone(&cheap) as Arc<dyn RecoveryStrategy<()>>)
+            .strategy(Arc::clone(&dear) as Arc<dyn RecoveryStrategy<()>>)
+            .learned_order(LearningConfig {
+                seed: generation,
+                ..LearningConfig::default()
+            })
+            .learned_evidence(evidence)
+            .build()
+            .unwrap()
+    };
+    // Eight restarts of 20 recoveries each; count the wasted tries of `retry` on
+    // TransactionFailed after the first generation.
+    let mut wasted = BTreeMap::new();
+    for carry in [false, true] {
+        let mut kept = Vec::new();
+        let mut n = 0;
+        for generation in 0..8 {
+            let manager = build(generation, if carry { kept.clone() } else { Vec::new() });
+            for _ in 0..20 {
+                let r = manager
+                    .recover(
+                        Arc::new(()),
+                        error(ErrorKind::TransactionFailed),
+                        None,
+                        None,
+                    )
+                    .await
+                    .unwrap();
+                assert!(r.success);
+            }
+            let stats = manager.statistics().await;
+            if generation > 0 {
+                n += stats.by_strategy.get("retry").map_or(0, |s| s.attempts);
+            }
+            kept = stats.learned_order;
+        }
+        wasted.insert(carry, n);
+    }
+    assert!(
+        wasted[&true] * 3 <= wasted[&false],
+        "tries of the strategy that never works after the first restart: {wasted:?}"
+    );
+
+    let bad = recovery_manager::LearnedEstimate {
+        error_kind: ErrorKind::Storage,
+        strategy_id: "retry".into(),
+        successes: f64::NAN,
+        failures: 1.0,
+        mean: 0.5,
+        observations: 1,
+        ranked_first: 0,
+    };
+    let e = RecoveryManager::<()>::builder()
+        .learned_order(LearningConfig::default())
+        .learned_evidence(vec![bad.clone()])
+        .build()
+        .err()
+        .expect("NaN evidence is refused");
+    assert_eq!(e.field, "learning.evidence");
+    assert!(e.problem.contains("`successes` of `retry`"), "{e}");
+    let e = RecoveryManager::<()>::builder()
+        .learned_evidence(vec![bad])
+        .build()
+        .err()
+        .expect("evidence for a fixed order is refused");
+    assert_eq!(e.field, "learning.evidence");
+    assert!(e.problem.contains("learned_order"), "{e}");
+}

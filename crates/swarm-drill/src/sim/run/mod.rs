@@ -93,6 +93,7 @@ fn manager(
     store: &Arc<FlakyStore>,
     world: &Arc<World>,
     generation: u64,
+    evidence: Vec<recovery_manager::LearnedEstimate>,
 ) -> Arc<RecoveryManager<SwarmCoordinator>> {
     let store: Arc<dyn CheckpointStore> = Arc::clone(store) as _;
     let manager = RecoveryManager::builder()
@@ -151,10 +152,14 @@ fn manager(
         manager
     };
     let manager = if options.learned_order {
-        manager.learned_order(LearningConfig {
-            seed: options.seed ^ generation.rotate_left(17),
-            ..LearningConfig::default()
-        })
+        // What the coordinator before knew is kept across the restart, as a deployment that
+        // keeps its statistics' `learned_order` would.
+        manager
+            .learned_order(LearningConfig {
+                seed: options.seed ^ generation.rotate_left(17),
+                ..LearningConfig::default()
+            })
+            .learned_evidence(evidence)
     } else {
         manager
     };
@@ -199,7 +204,7 @@ impl Sim {
             world: Arc::clone(&world),
             hang: Duration::from_secs(3600),
         });
-        let m = manager(&options, &store, &world, 0);
+        let m = manager(&options, &store, &world, 0, Vec::new());
         let coordinator = SwarmCoordinator::with_options(
             config(&options),
             executor,

@@ -23,7 +23,18 @@ impl Sim {
         self.generation += 1;
         self.work.restart();
         let checkpoint = newest_checkpoint(&*self.store).await;
-        let m = manager(&self.options, &self.store, &self.world, self.generation);
+        let evidence = self
+            .statistics
+            .last()
+            .map(|s| s.learned_order.clone())
+            .unwrap_or_default();
+        let m = manager(
+            &self.options,
+            &self.store,
+            &self.world,
+            self.generation,
+            evidence,
+        );
         let executor = Arc::new(SimExecutor {
             world: Arc::clone(&self.world),
             hang: Duration::from_secs(3600),
