@@ -45,11 +45,19 @@ pub(crate) struct Early {
     /// One per resource, in [`Pressure::each`]'s order.
     trends: [Trend; 4],
     lead_secs: f64,
-    /// The level an early step holds, and until when (seconds on the trend's clock).
-    hold: Option<(DegradationLevel, f64)>,
+    /// What an early step holds, if anything.
+    hold: Option<Hold>,
+}
+
+/// An early level, held until `until` (seconds on the trends' clock).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Hold {
+    level: DegradationLevel,
+    until: f64,
 }
 
 impl Early {
+    /// A trend like `trend` for each resource, looking `lead_secs` ahead, and no hold.
     pub(crate) fn new(trend: &Trend, lead_secs: f64) -> Self {
         Self {
             trends: std::array::from_fn(|_| trend.clone()),
@@ -94,16 +102,20 @@ impl Early {
                 });
             }
         }
-        if let Some((_, until)) = self.hold
-            && t >= until
-        {
+        if self.hold.is_some_and(|h| t >= h.until) {
             self.hold = None;
         }
         if let Some((early, in_secs)) = crossing {
-            let until = t + in_secs.max(0.0) + self.lead_secs;
+            let fresh = Hold {
+                level: early,
+                until: t + in_secs.max(0.0) + self.lead_secs,
+            };
             self.hold = Some(match self.hold {
-                Some((held, held_until)) => (held.max(early), held_until.max(until)),
-                None => (early, until),
+                Some(h) => Hold {
+                    level: h.level.max(fresh.level),
+                    until: h.until.max(fresh.until),
+                },
+                None => fresh,
             });
             if early > plain && early > from {
                 return EarlyDecision::Early {
@@ -113,7 +125,7 @@ impl Early {
             }
         }
         match self.hold {
-            Some((held, _)) if held > plain && from >= held => EarlyDecision::Held { level: held },
+            Some(h) if h.level > plain && from >= h.level => EarlyDecision::Held { level: h.level },
             _ => EarlyDecision::Plain,
         }
     }
