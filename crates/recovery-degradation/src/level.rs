@@ -332,7 +332,11 @@ impl Pressure {
     /// A threshold of 0 (which [`DegradationConfig::validate`] rejects) is read as the smallest
     /// positive value, so the result stays finite.
     pub fn of(usage: &ResourceUsage, config: &DegradationConfig) -> Self {
-        let each = Self::each(usage, config);
+        Self::largest(&Self::each(usage, config))
+    }
+
+    /// The largest of [`Pressure::each`]'s (the first of equals).
+    pub(crate) fn largest(each: &[Self; 4]) -> Self {
         let mut best = each[0];
         for p in &each[1..] {
             if p.value > best.value {

@@ -286,45 +286,46 @@ mod tests {
         }
     }
 
-    #[test]
-    fn stationary_noise_below_the_threshold_never_triggers_it_in_1000_traces() {
-        let mut seed = 7u64;
+    /// Feed 1,000 seeded traces of stationary uniform noise to a detector with `config`:
+    /// `samples` samples `every` seconds apart, means `0.3` plus up to `mean_span`, amplitudes
+    /// `0.02` plus up to `amplitude_span`, each trace's threshold 0.05 above its peaks. Panics
+    /// naming the first sample it acts on.
+    fn never_acts_on_noise(
+        config: &TrendConfig,
+        mut seed: u64,
+        every: f64,
+        samples: u32,
+        mean_span: f64,
+        amplitude_span: f64,
+    ) {
         for trace in 0..1000 {
-            let mut trend = Trend::new(TrendConfig::default());
-            let mean = 0.3 + 0.4 * noise(&mut seed);
-            let amplitude = 0.02 + 0.15 * noise(&mut seed);
+            let mut trend = Trend::new(config.clone());
+            let mean = 0.3 + mean_span * noise(&mut seed);
+            let amplitude = 0.02 + amplitude_span * noise(&mut seed);
             let threshold = (mean + amplitude + 0.05).min(0.99);
-            for i in 0..3600 {
+            for i in 0..samples {
                 let x = mean + amplitude * (2.0 * noise(&mut seed) - 1.0);
-                let f = trend.observe(i as f64, x, threshold);
-                assert!(
-                    !matches!(f, Forecast::Crossing { .. }),
-                    "trace {trace}: acted at {i} s on noise (mean {mean:.2}, ±{amplitude:.2}, threshold {threshold:.2}): {f:?}"
-                );
-            }
-        }
-    }
-
-    /// The responsive detector is made for sparse samples: on a day of samples 30 s apart it
-    /// never acts on stationary noise whose peaks stay 0.05 below the threshold (sampled every
-    /// second, as in the test above, it does on some traces).
-    #[test]
-    fn the_responsive_detector_ignores_noise_well_below_the_threshold_in_1000_traces() {
-        let mut seed = 11u64;
-        for trace in 0..1000 {
-            let mut trend = Trend::new(TrendConfig::responsive());
-            let mean = 0.3 + 0.3 * noise(&mut seed);
-            let amplitude = 0.02 + 0.1 * noise(&mut seed);
-            let threshold = mean + amplitude + 0.05;
-            for i in 0..2880 {
-                let x = mean + amplitude * (2.0 * noise(&mut seed) - 1.0);
-                let f = trend.observe(30.0 * f64::from(i), x, threshold);
+                let f = trend.observe(every * f64::from(i), x, threshold);
                 assert!(
                     !matches!(f, Forecast::Crossing { .. }),
                     "trace {trace}: acted at sample {i} on noise (mean {mean:.2}, ±{amplitude:.2}, threshold {threshold:.2}): {f:?}"
                 );
             }
         }
+    }
+
+    #[test]
+    fn stationary_noise_below_the_threshold_never_triggers_it_in_1000_traces() {
+        // An hour each, sampled every second.
+        never_acts_on_noise(&TrendConfig::default(), 7, 1.0, 3600, 0.4, 0.15);
+    }
+
+    /// The responsive detector is made for sparse samples: on a day of samples 30 s apart it
+    /// never acts on stationary noise whose peaks stay 0.05 below the threshold (sampled every
+    /// second, as in the test above, it does on some traces).
+    #[test]
+    fn the_responsive_detector_ignores_sparse_noise_below_the_threshold_in_1000_traces() {
+        never_acts_on_noise(&TrendConfig::responsive(), 11, 30.0, 2880, 0.3, 0.1);
     }
 
     #[test]

@@ -224,19 +224,14 @@ impl GracefulDegradationStrategy {
         let from = target.current_level().await;
         controller.set_level(from);
         let usage = self.monitor.usage();
-        let pressure = Pressure::of(&usage, &self.config);
+        let each = Pressure::each(&usage, &self.config);
+        let pressure = Pressure::largest(&each);
         let mut to = controller.peek_pressure(pressure.value);
         let mut forecast_secs = None;
         if let Some(p) = &self.prediction {
             let mut p = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let t = p.started.elapsed().as_secs_f64();
-            match p.early.decide(
-                t,
-                &Pressure::each(&usage, &self.config),
-                from,
-                to,
-                &self.policy,
-            ) {
+            match p.early.decide(t, &each, from, to, &self.policy) {
                 EarlyDecision::Plain => {}
                 EarlyDecision::Early { level, in_secs } => {
                     to = level;

@@ -23,6 +23,23 @@ struct Kinds {
     wrong_calls: AtomicU64,
 }
 
+impl Kinds {
+    fn new(
+        id: impl Into<String>,
+        cost: f64,
+        handles: BTreeSet<ErrorKind>,
+        works: BTreeSet<ErrorKind>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            id: id.into(),
+            cost,
+            handles,
+            works,
+            wrong_calls: AtomicU64::new(0),
+        })
+    }
+}
+
 #[async_trait]
 impl StrategyInfo for Kinds {
     fn strategy_id(&self) -> &str {
@@ -104,13 +121,7 @@ proptest! {
             .map(|(i, &(handles, works, cost))| {
                 let handles = kinds(handles);
                 let works = kinds(works).intersection(&handles).copied().collect();
-                Arc::new(Kinds {
-                    id: format!("s{i}"),
-                    cost: f64::from(cost) / 10.0,
-                    handles,
-                    works,
-                    wrong_calls: AtomicU64::new(0),
-                })
+                Kinds::new(format!("s{i}"), f64::from(cost) / 10.0, handles, works)
             })
             .collect();
         let mut builder = RecoveryManager::<()>::builder()
@@ -175,24 +186,17 @@ proptest! {
 /// the cheapest recovers, keep it first; the estimates are in the statistics.
 #[tokio::test]
 async fn learns_to_pass_over_a_strategy_that_never_works_for_one_kind() {
-    let cheap = Arc::new(Kinds {
-        id: "retry".into(),
-        cost: 0.1,
-        handles: kinds(0b111),
-        works: [
+    let cheap = Kinds::new(
+        "retry",
+        0.1,
+        kinds(0b111),
+        [
             ErrorKind::CommunicationError,
             ErrorKind::CoordinationTimeout,
         ]
         .into(),
-        wrong_calls: AtomicU64::new(0),
-    });
-    let dear = Arc::new(Kinds {
-        id: "restart".into(),
-        cost: 0.3,
-        handles: kinds(0b111),
-        works: kinds(0b111),
-        wrong_calls: AtomicU64::new(0),
-    });
+    );
+    let dear = Kinds::new("restart", 0.3, kinds(0b111), kinds(0b111));
     let build = |learn: bool| {
         let b = RecoveryManager::<()>::builder()
             .config(RecoveryConfig {
@@ -255,20 +259,13 @@ async fn learns_to_pass_over_a_strategy_that_never_works_for_one_kind() {
 /// evidence for a fixed order, are refused with the field named.
 #[tokio::test]
 async fn evidence_carried_across_restarts_skips_the_warm_up() {
-    let cheap = Arc::new(Kinds {
-        id: "retry".into(),
-        cost: 0.1,
-        handles: kinds(0b111),
-        works: [ErrorKind::CommunicationError].into(),
-        wrong_calls: AtomicU64::new(0),
-    });
-    let dear = Arc::new(Kinds {
-        id: "restart".into(),
-        cost: 0.3,
-        handles: kinds(0b111),
-        works: kinds(0b111),
-        wrong_calls: AtomicU64::new(0),
-    });
+    let cheap = Kinds::new(
+        "retry",
+        0.1,
+        kinds(0b111),
+        [ErrorKind::CommunicationError].into(),
+    );
+    let dear = Kinds::new("restart", 0.3, kinds(0b111), kinds(0b111));
     let build = |generation: u64, evidence: Vec<recovery_manager::LearnedEstimate>| {
         RecoveryManager::<()>::builder()
             .strategy(Arc::clone(&cheap) as Arc<dyn RecoveryStrategy<()>>)

@@ -49,6 +49,14 @@ required = false
 on_failure = "skip"
 "#;
 
+/// The steps of `WORKFLOW` when its restart fails: the two before it undone, the last not run.
+const RESTART_FAILED: [StepStatus; 4] = [
+    StepStatus::Compensated,
+    StepStatus::Compensated,
+    StepStatus::Failed,
+    StepStatus::NotRun,
+];
+
 fn timeout(target: &FakeTarget) -> Option<ConfigValue> {
     target.healing.config().get("task_timeout_secs")
 }
@@ -119,15 +127,7 @@ async fn a_failing_restart_compensates_by_setting_the_config_back_and_restoring_
         panic!("{:?}", workflow.result.action)
     };
     let statuses: Vec<StepStatus> = steps.iter().map(|s| s.status).collect();
-    assert_eq!(
-        statuses,
-        [
-            StepStatus::Compensated,
-            StepStatus::Compensated,
-            StepStatus::Failed,
-            StepStatus::NotRun
-        ]
-    );
+    assert_eq!(statuses, RESTART_FAILED, "{steps:?}");
     assert_eq!(
         timeout(&target),
         Some(ConfigValue::Integer(300)),
@@ -280,16 +280,7 @@ fn concurrent_workflows_each_compensate_their_own_steps() {
                 panic!("{:?}", a.result.action)
             };
             let statuses: Vec<StepStatus> = steps.iter().map(|s| s.status).collect();
-            assert_eq!(
-                statuses,
-                [
-                    StepStatus::Compensated,
-                    StepStatus::Compensated,
-                    StepStatus::Failed,
-                    StepStatus::NotRun
-                ],
-                "{steps:?}"
-            );
+            assert_eq!(statuses, RESTART_FAILED, "{steps:?}");
             // Each undid the checkpoint it took itself, and no two took the same.
             let detail = &steps[0].detail;
             let id = |after: &str| {
