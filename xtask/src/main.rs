@@ -6,6 +6,7 @@ mod bench;
 mod cmd;
 mod mutants;
 mod postgres;
+mod prediction;
 mod soak;
 mod test;
 mod tidy;
@@ -19,7 +20,8 @@ tasks:
   test                   fmt check, clippy -D warnings, tidy checks, every test and doctest of the
                          workspace, the manager's feature combinations (tests for each alone, a
                          build of all 16), the umbrella's features, a short crash test, the
-                         short soak (16 seeds x 1 simulated day) and the throughput check
+                         short soak (16 seeds x 1 simulated day), the throughput check and
+                         the prediction comparison
   proptest [--cases N]   only the property tests (names prop_*), N cases each (default 1000), release mode
   bench [--quick] [F]    criterion benches (optionally only those matching F), then the table of ratios
   crash-test [--iterations N]
@@ -28,6 +30,10 @@ tasks:
   soak [--seeds N] [--days D] [--enhancements]
                          N seeds (default 16) of D simulated days (default 1) of the drill's
                          simulation mode, in parallel; one line per failing seed
+  prediction [--seeds N]
+                         N seeds (default 16) of a simulated day under ramped pressure waves,
+                         without and with predictive degradation: both medians of the time at
+                         Critical in each regime; fails unless prediction cuts it where checked
   mutants                each bug of issue 14 put back by hand (xtask/mutants/*.patch, applied to
                          a scratch worktree of HEAD) must be caught by the short soak
   with-postgres CMD [ARGS]
@@ -49,6 +55,7 @@ fn main() -> ExitCode {
         "crash-test" => crash_test(rest),
         "drill" => drill(rest),
         "soak" => soak::parse(rest).and_then(|s| soak::run(&s)),
+        "prediction" => prediction::parse(rest).and_then(prediction::run),
         "mutants" => mutants::run(),
         "with-postgres" => with_postgres(rest),
         "tidy" => tidy::run(),

@@ -161,6 +161,8 @@ pub(crate) fn run() -> cmd::Result {
         soak::run(&soak::Soak::short_enhanced()),
     );
     t.step("throughput with faults", soak::throughput_check());
+    // Predictive degradation against the plain controller under ramped waves, 8 seeds each (`cargo xtask prediction` runs 16).
+    t.step("prediction comparison", crate::prediction::run(8));
     // The multi-process test: 3 instance processes sharing 10,000 tasks on the server, one
     // killed every 3 s and one paused past its leases; every task completed exactly once.
     if let Some(s) = &server {

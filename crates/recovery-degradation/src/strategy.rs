@@ -151,10 +151,10 @@ impl GracefulDegradationStrategy {
     /// The same strategy stepping the level early (predictive recovery, off by default): each
     /// monitoring [`step`](Self::step) feeds each resource's usage over its threshold to its
     /// own [`Trend`](crate::predict::Trend). When one is forecast to reach the next level's
-    /// entry point within `config.lead_time`, the step applies the level the pressure is
-    /// forecast to reach a lead time ahead (at least the next one, at most Minimal: Critical
-    /// is entered only on measured pressure), holds it until a lead time after the forecast
-    /// crossing, and its [`LevelChange`] carries the forecast. Noise does not trigger it (see
+    /// entry point within `config.lead_time`, the step applies that next level (at most
+    /// Minimal: Critical is entered only on measured pressure), holds it until a lead time after
+    /// the forecast crossing, and its [`LevelChange`] carries the forecast. A steep ramp climbs
+    /// one level per forecast. Noise does not trigger it (see
     /// [`crate::predict`]; for a monitoring interval of 10 s or more see
     /// [`TrendConfig::responsive`](crate::predict::TrendConfig::responsive)).
     ///
