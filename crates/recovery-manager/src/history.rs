@@ -123,6 +123,7 @@ impl History {
             strategy_id: &a.strategy_id,
             kind: a.error.kind(),
             success: a.result.success,
+            no_change: a.result.is_no_change(),
             recovered: a.result.success && a.result.confidence > 0.5,
             duration: a.result.recovery_duration,
         }))
@@ -135,6 +136,8 @@ struct Outcome<'a> {
     strategy_id: &'a str,
     kind: ErrorKind,
     success: bool,
+    /// It changed nothing ([`RecoveryResult::no_change`]).
+    no_change: bool,
     /// A success the manager stops at (confidence above 0.5).
     recovered: bool,
     duration: Duration,
@@ -194,6 +197,11 @@ pub struct AttemptStats {
     pub attempts: u64,
     /// Of which succeeded.
     pub successes: u64,
+    /// Of which changed nothing ([`RecoveryResult::no_change`]): the strategy found nothing
+    /// to do (a degradation level already in force, no rule matching). Not successes, and
+    /// not failed actions either: `attempts - successes - no_change` tried and failed.
+    #[serde(default)]
+    pub no_change: u64,
     /// Median duration.
     pub p50: Duration,
     /// 99th-percentile duration.
@@ -210,15 +218,25 @@ impl AttemptStats {
         }
     }
 
-    fn from_durations(successes: u64, mut durations: Vec<Duration>) -> Self {
+    fn from_tally(tally: Tally) -> Self {
+        let mut durations = tally.durations;
         durations.sort_unstable();
         Self {
             attempts: durations.len() as u64,
-            successes,
+            successes: tally.successes,
+            no_change: tally.no_change,
             p50: percentile(&durations, 50),
             p99: percentile(&durations, 99),
         }
     }
+}
+
+/// The attempts of one group, as they are counted.
+#[derive(Debug, Default)]
+struct Tally {
+    successes: u64,
+    no_change: u64,
+    durations: Vec<Duration>,
 }
 
 /// The nearest-rank percentile of sorted values (zero for none).
@@ -263,16 +281,16 @@ impl RecoveryStatistics {
             strategy_id: &a.strategy_id,
             kind: a.error.kind(),
             success: a.result.success,
+            no_change: a.result.is_no_change(),
             recovered: a.result.success && a.result.confidence > 0.5,
             duration: a.result.recovery_duration,
         }))
     }
 
     fn from_outcomes<'a>(outcomes: impl Iterator<Item = Outcome<'a>>) -> Self {
-        type Acc = (u64, Vec<Duration>);
-        let mut overall: Acc = (0, Vec::new());
-        let mut by_strategy: BTreeMap<&str, Acc> = BTreeMap::new();
-        let mut by_kind: BTreeMap<ErrorKind, Acc> = BTreeMap::new();
+        let mut overall = Tally::default();
+        let mut by_strategy: BTreeMap<&str, Tally> = BTreeMap::new();
+        let mut by_kind: BTreeMap<ErrorKind, Tally> = BTreeMap::new();
         // In the order of their first attempt held.
         let mut recoveries: Vec<Recovery<'a>> = Vec::new();
         let mut index: std::collections::HashMap<Uuid, usize> = std::collections::HashMap::new();
@@ -293,26 +311,25 @@ impl RecoveryStatistics {
                     r.recovered = a.recovered;
                 }
             }
-            let ok = u64::from(a.success);
-            let d = a.duration;
-            for acc in [
+            for tally in [
                 &mut overall,
                 by_strategy.entry(a.strategy_id).or_default(),
                 by_kind.entry(a.kind).or_default(),
             ] {
-                acc.0 += ok;
-                acc.1.push(d);
+                tally.successes += u64::from(a.success);
+                tally.no_change += u64::from(a.no_change);
+                tally.durations.push(a.duration);
             }
         }
         Self {
-            overall: AttemptStats::from_durations(overall.0, overall.1),
+            overall: AttemptStats::from_tally(overall),
             by_strategy: by_strategy
                 .into_iter()
-                .map(|(k, (s, d))| (k.to_owned(), AttemptStats::from_durations(s, d)))
+                .map(|(k, t)| (k.to_owned(), AttemptStats::from_tally(t)))
                 .collect(),
             by_error_kind: by_kind
                 .into_iter()
-                .map(|(k, (s, d))| (k, AttemptStats::from_durations(s, d)))
+                .map(|(k, t)| (k, AttemptStats::from_tally(t)))
                 .collect(),
             time_to_recovery: times_by_kind(recoveries.into_iter()),
             learned_order: Vec::new(),
@@ -376,6 +393,30 @@ mod tests {
         assert_eq!(
             st.by_error_kind[&ErrorKind::CommunicationError].attempts,
             101
+        );
+    }
+
+    #[test]
+    fn attempts_that_changed_nothing_are_counted_apart() {
+        let h = History::new(100);
+        h.push(attempt("degrade", true, 1));
+        for _ in 0..3 {
+            let mut e = attempt("degrade", false, 1);
+            e.result = RecoveryResult::no_change("already at Reduced");
+            h.push(e);
+        }
+        h.push(attempt("degrade", false, 1));
+        let st = h.statistics();
+        assert_eq!(st, RecoveryStatistics::from_attempts(&h.snapshot()));
+        let d = &st.by_strategy["degrade"];
+        assert_eq!((d.attempts, d.successes, d.no_change), (5, 1, 3));
+        assert_eq!(st.overall.no_change, 3);
+        let old: AttemptStats =
+            serde_json::from_str(r#"{"attempts": 2, "successes": 1, "p50": {"secs": 0, "nanos": 0}, "p99": {"secs": 0, "nanos": 0}}"#)
+                .unwrap();
+        assert_eq!(
+            old.no_change, 0,
+            "statistics saved before the field still load"
         );
     }
 

@@ -13,7 +13,7 @@ use recovery_checkpoint::{
 use recovery_core::{Priority, RecoveryAction, async_trait};
 use recovery_degradation::{Degradable, DegradationLevel};
 use recovery_manager::{MonitoringHandle, RecoveryConfig, RecoveryManager, RecoverySettings};
-use swarm_integration::{AgentSpec, SwarmConfig, SwarmCoordinator, TaskSpec, TaskState};
+use swarm_integration::{AgentSpec, SwarmConfig, SwarmCoordinator, TaskSpec};
 use tokio::sync::Semaphore;
 
 use crate::executor::DrillExecutor;
@@ -256,6 +256,9 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + options.duration_limit;
     let settled = Arc::new(AtomicU64::new(0));
+    // Counted as each call ends: the coordinator keeps only `finished_retention` finished
+    // tasks, so reading the reasons off its tasks at the end would miss the older ones.
+    let failed_by_reason: Arc<std::sync::Mutex<BTreeMap<String, u64>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(options.in_flight));
     let mut joins = tokio::task::JoinSet::new();
     for n in 0..options.tasks {
@@ -273,8 +276,14 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
             Ok(task) => {
                 let c = Arc::clone(&coordinator);
                 let settled = Arc::clone(&settled);
+                let reasons = Arc::clone(&failed_by_reason);
                 joins.spawn(async move {
-                    let _ = c.execute_task_with_recovery(task).await;
+                    if let Err(recovery_core::SwarmError::TaskFailed { reason, .. }) =
+                        c.execute_task_with_recovery(task).await
+                    {
+                        let mut reasons = reasons.lock().unwrap_or_else(|e| e.into_inner());
+                        *reasons.entry(reason_class(&reason)).or_default() += 1;
+                    }
                     settled.fetch_add(1, Ordering::Relaxed);
                     drop(permit);
                 });
@@ -317,12 +326,8 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
     let seconds_at_level = feeder.await.unwrap_or_default();
 
     let stats = coordinator.stats();
-    let mut failed_by_reason: BTreeMap<String, u64> = BTreeMap::new();
-    for t in coordinator.tasks() {
-        if let TaskState::Failed { reason } = &t.state {
-            *failed_by_reason.entry(reason_class(reason)).or_default() += 1;
-        }
-    }
+    let failed_by_reason =
+        std::mem::take(&mut *failed_by_reason.lock().unwrap_or_else(|e| e.into_inner()));
     let recovery = manager.statistics().await;
     let mut healing_actions: BTreeMap<String, u64> = BTreeMap::new();
     for attempt in manager.get_recovery_history().await {
@@ -341,6 +346,7 @@ pub async fn run(options: &DrillOptions, progress: &dyn Progress) -> Result<Repo
                 StrategyReport {
                     attempts: s.attempts,
                     successes: s.successes,
+                    no_change: s.no_change,
                     p50_ms: ms(s.p50),
                     p99_ms: ms(s.p99),
                 },

@@ -17,6 +17,9 @@ pub struct StrategyReport {
     pub attempts: u64,
     /// Of which succeeded.
     pub successes: u64,
+    /// Of which changed nothing (the strategy found nothing to do).
+    #[serde(default)]
+    pub no_change: u64,
     /// Median duration, milliseconds.
     pub p50_ms: f64,
     /// 99th-percentile duration, milliseconds.
@@ -160,19 +163,25 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\nrecoveries (last {} attempts kept)\n  {:<22}{:>9}{:>10}{:>11}{:>11}",
-            self.recovery_attempts, "strategy", "attempts", "success", "p50", "p99"
+            "\nrecoveries (last {} attempts kept)\n  {:<22}{:>9}{:>10}{:>11}{:>11}{:>11}",
+            self.recovery_attempts, "strategy", "attempts", "success", "no change", "p50", "p99"
         );
         for (name, r) in &self.recoveries {
-            let rate = if r.attempts == 0 {
-                0.0
-            } else {
-                r.successes as f64 * 100.0 / r.attempts as f64
+            let share = |n: u64| {
+                if r.attempts == 0 {
+                    0.0
+                } else {
+                    n as f64 * 100.0 / r.attempts as f64
+                }
             };
             let _ = writeln!(
                 s,
-                "  {name:<22}{:>9}{:>9.1}%{:>9.2}ms{:>9.2}ms",
-                r.attempts, rate, r.p50_ms, r.p99_ms
+                "  {name:<22}{:>9}{:>9.1}%{:>10.1}%{:>9.2}ms{:>9.2}ms",
+                r.attempts,
+                share(r.successes),
+                share(r.no_change),
+                r.p50_ms,
+                r.p99_ms
             );
         }
         let _ = writeln!(

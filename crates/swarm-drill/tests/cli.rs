@@ -53,6 +53,35 @@ fn a_small_drill_loses_nothing_and_ends_with_the_summary_line() {
     );
 }
 
+/// More tasks than the coordinator keeps once finished (`finished_retention`, 10,000): every
+/// failed task still has its reason counted.
+#[test]
+fn every_failed_task_has_its_reason_counted_past_the_coordinators_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = drill()
+        .args(["--tasks", "10500", "--fatal-rate", "0.01", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let failed = report["failed"].as_u64().unwrap();
+    let by_reason: u64 = report["failed_by_reason"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert!(failed > 50, "the fatal faults fail tasks: {failed}");
+    assert_eq!(by_reason, failed, "{}", report["failed_by_reason"]);
+}
+
 #[test]
 fn a_bad_flag_is_a_clear_error_with_exit_code_2() {
     for args in [

@@ -81,6 +81,9 @@ pub struct StrategyLine {
     pub attempts: u64,
     /// Of which succeeded.
     pub successes: u64,
+    /// Of which changed nothing (the strategy found nothing to do).
+    #[serde(default)]
+    pub no_change: u64,
 }
 
 /// Recoveries of one error kind, over the managers' history windows.
@@ -205,6 +208,7 @@ impl SimReport {
                 let line = strategies.entry(id.clone()).or_default();
                 line.attempts += st.attempts;
                 line.successes += st.successes;
+                line.no_change += st.no_change;
             }
         }
         let mut by_error_kind: BTreeMap<String, KindLine> = BTreeMap::new();
@@ -388,15 +392,19 @@ impl SimReport {
         }
         let _ = writeln!(out, "\nrecoveries (the managers' history windows)");
         for (id, line) in &self.strategies {
-            let _ = writeln!(
-                out,
-                "  {id:<24}{:>9} attempts {:>7.1}% succeeded",
-                line.attempts,
+            let share = |n: u64| {
                 if line.attempts == 0 {
                     0.0
                 } else {
-                    100.0 * line.successes as f64 / line.attempts as f64
+                    100.0 * n as f64 / line.attempts as f64
                 }
+            };
+            let _ = writeln!(
+                out,
+                "  {id:<24}{:>9} attempts {:>7.1}% succeeded {:>7.1}% nothing to do",
+                line.attempts,
+                share(line.successes),
+                share(line.no_change)
             );
         }
         let _ = writeln!(
