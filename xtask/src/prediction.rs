@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cmd::{self, Error};
 
@@ -80,9 +80,9 @@ pub(crate) fn run(seeds: u64) -> cmd::Result {
             let json = out_dir.join(format!("regime{r}-seed{seed}-{predict}.json"));
             simulate(&drill, seed, regime.args, predict, &json)
         })?;
-        let (without, with): (Vec<_>, Vec<_>) = runs.iter().zip(days).partition(|(run, _)| !run.1);
-        let without: Vec<Day> = without.into_iter().map(|(_, d)| d).collect();
-        let with: Vec<Day> = with.into_iter().map(|(_, d)| d).collect();
+        // The runs are each seed without prediction, then with it.
+        let (without, with): (Vec<Day>, Vec<Day>) =
+            days.chunks_exact(2).map(|pair| (pair[0], pair[1])).unzip();
         let summary = Summary::of(&without, &with);
         println!("prediction: {}, {seeds} seeds: {summary}", regime.name);
         if regime.checked && !summary.cuts() {
@@ -150,30 +150,28 @@ fn in_parallel<I: Sync, T: Send>(
     items: &[I],
     f: impl Fn(&I) -> cmd::Result<T> + Sync,
 ) -> cmd::Result<Vec<T>> {
-    let next = Mutex::new(0..items.len());
-    let results: Mutex<Vec<Option<cmd::Result<T>>>> =
-        Mutex::new(items.iter().map(|_| None).collect());
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    // A statement of its own: in a `while let` the guard would live through
-                    // the body and the workers would take turns.
-                    let taken = next.lock().unwrap().next();
-                    let Some(i) = taken else { break };
-                    let result = f(&items[i]);
-                    results.lock().unwrap()[i] = Some(result);
-                }
-            });
-        }
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, cmd::Result<T>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..crate::soak::jobs())
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        mine.push((i, f(item)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a worker panicked"))
+            .collect()
     });
-    results
-        .into_inner()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Both medians of a regime, and on how many seeds prediction lowered or raised the time.

@@ -123,7 +123,7 @@ pub(crate) fn run(soak: &Soak) -> cmd::Result {
 }
 
 /// How many seeds run at once: one per core.
-fn jobs() -> usize {
+pub(crate) fn jobs() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 

@@ -8,6 +8,11 @@ fn drill() -> Command {
     c
 }
 
+/// The JSON report a run wrote to `path`.
+fn read_report(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 #[test]
 fn a_small_drill_loses_nothing_and_ends_with_the_summary_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,8 +41,7 @@ fn a_small_drill_loses_nothing_and_ends_with_the_summary_line() {
     let last = stdout.lines().last().unwrap();
     assert!(last.starts_with("drill: 1500 tasks, "), "{last}");
     assert!(last.contains(" 0 lost, recoveries "), "{last}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = read_report(&json);
     assert_eq!(report["lost"], 0);
     assert_eq!(report["tasks"], 1500);
     let settled = report["completed"].as_u64().unwrap()
@@ -69,8 +73,7 @@ fn every_failed_task_has_its_reason_counted_past_the_coordinators_retention() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = read_report(&json);
     let failed = report["failed"].as_u64().unwrap();
     let by_reason: u64 = report["failed_by_reason"]
         .as_object()
@@ -201,8 +204,7 @@ fn a_config_file_with_a_short_history_still_counts_every_recovery() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = read_report(&json);
     assert!(report["recovery_attempts"].as_u64().unwrap() > 10);
     // The file leaves the monitoring interval at the spec's 30 s: the drill says what that does.
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -251,8 +253,7 @@ fn no_tasks_claims_no_recovery_rate_and_the_report_records_its_options() {
     assert!(out.status.success(), "{stdout}");
     assert!(!last.contains("succeeded"), "{last}");
     assert!(last.ends_with("no recoveries"), "{last}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = read_report(&json);
     let options = &report["options"];
     assert_eq!(options["seed"], 11);
     assert_eq!(options["agents"], 2);
